@@ -1,0 +1,42 @@
+"""Query-string filtering where a bad value is a 400 `invalid_parameter`, never ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+
+from common.errors import InvalidParameter
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    def filter_queryset(self, request: Any, queryset: QuerySet, view: Any) -> QuerySet:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid():
+            details = {name: [str(m) for m in msgs] for name, msgs in filterset.errors.items()}
+            name = next(iter(details), "query")
+            raise InvalidParameter(f"{name}: {details[name][0]}", details=details)
+        return filterset.qs
+
+
+class _StrictBooleanField(forms.Field):
+    """`true`/`false` (also `1`/`0`); anything else is an error instead of "no filter"."""
+
+    _values = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        key = str(value).strip().lower()
+        if key not in self._values:
+            raise forms.ValidationError("Must be true or false.")
+        return self._values[key]
+
+
+class StrictBooleanFilter(django_filters.Filter):
+    field_class = _StrictBooleanField

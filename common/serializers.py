@@ -1,0 +1,42 @@
+"""Serializer base classes that refuse unknown and read-only input fields (no mass assignment)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rest_framework import serializers
+
+from common.errors import UnknownField
+
+
+class StrictInputMixin:
+    """Rejects any key that is not a writable field with 400 `unknown_field`."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        writable = {name for name, field in self.fields.items() if not field.read_only}  # type: ignore[attr-defined]
+        unknown = sorted(str(key) for key in data if key not in writable)
+        if unknown:
+            raise UnknownField(
+                f"Unknown or read-only field(s): {', '.join(unknown)}.",
+                details={key: ["This field cannot be set."] for key in unknown},
+            )
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictSerializer(StrictInputMixin, serializers.Serializer):
+    pass
+
+
+class StrictModelSerializer(StrictInputMixin, serializers.ModelSerializer):
+    pass
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error body, for the OpenAPI schema."""
+
+    error = serializers.CharField()
+    code = serializers.CharField()
+    details = serializers.DictField(required=False)

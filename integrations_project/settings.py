@@ -1,0 +1,269 @@
+"""Settings for the Integrations API.
+
+Every setting comes from an environment variable with a safe default (see `.env.example`).
+With no DATABASE_URL / CELERY_BROKER_URL the service runs on an embedded default: a SQLite file
+and a filesystem Celery broker under `var/`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from integrations_project.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _development_secret_key() -> str:
+    """A random key kept in var/ so encrypted data survives restarts of a development setup."""
+    path = VAR_DIR / ".secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY") or _development_secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "common",
+    "workspaces",
+    "tokens",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "common.middleware.RequestIdMiddleware",
+    "common.middleware.BodySizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "integrations_project.urls"
+WSGI_APPLICATION = "integrations_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # web, worker and beat share the file: WAL and immediate transactions avoid "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Request bodies: 1 MiB by default, per-view overrides (plugin install 64 KiB, bundle import
+# 10 MiB) are enforced by common.middleware.BodySizeLimitMiddleware before parsing. Django's own
+# cap is the largest of them, as a backstop.
+API_MAX_BODY_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Secrets at rest --------------------------------------------------------------------------
+# Comma-separated Fernet keys, newest first. Empty: one key derived from SECRET_KEY (development).
+ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS")
+
+# --- Authentication ---------------------------------------------------------------------------
+ADMIN_TOKEN = env_str("ADMIN_TOKEN")
+TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
+WORKSPACE_TOKEN_LIMIT = 50
+
+# --- Workspaces and agents --------------------------------------------------------------------
+WORKSPACE_RUNTIMES = env_list(
+    "WORKSPACE_RUNTIMES", "langgraph,claude-code,crewai,autogen,deepagents,openclaw,external"
+)
+WORKSPACE_DEFAULT_RUNTIME = env_str("WORKSPACE_DEFAULT_RUNTIME", "langgraph")
+WORKSPACE_ONLINE_SECONDS = 90
+WORKSPACE_HEARTBEAT_FRESH_SECONDS = 300
+A2A_TIMEOUT_SECONDS = env_int("A2A_TIMEOUT_SECONDS", 300, minimum=1)
+A2A_ALLOW_PRIVATE_NETWORKS = env_bool("A2A_ALLOW_PRIVATE_NETWORKS", True)
+A2A_MAX_RESPONSE_BYTES = env_int("A2A_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, minimum=1024)
+
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+
+# --- Scheduler ---------------------------------------------------------------------------------
+SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 10, minimum=1)
+SCHEDULE_BUSY_GRACE_SECONDS = env_int("SCHEDULE_BUSY_GRACE_SECONDS", 120, minimum=0)
+
+# --- Platforms (channels) ----------------------------------------------------------------------
+TELEGRAM_API_BASE_URL = env_str("TELEGRAM_API_BASE_URL", "https://api.telegram.org").rstrip("/")
+SLACK_API_BASE_URL = env_str("SLACK_API_BASE_URL", "https://slack.com/api").rstrip("/")
+DISCORD_WEBHOOK_BASE_URL = env_str("DISCORD_WEBHOOK_BASE_URL", "https://discord.com/api/webhooks/")
+LARK_WEBHOOK_BASE_URLS = env_list(
+    "LARK_WEBHOOK_BASE_URLS",
+    "https://open.feishu.cn/open-apis/bot/v2/hook/,https://open.larksuite.com/open-apis/bot/v2/hook/",
+)
+
+# --- Plugins and templates ---------------------------------------------------------------------
+GITHUB_API_BASE_URL = env_str("GITHUB_API_BASE_URL", "https://api.github.com").rstrip("/")
+GITHUB_ARCHIVE_BASE_URL = env_str("GITHUB_ARCHIVE_BASE_URL", "https://codeload.github.com").rstrip("/")
+PLUGINS_DIR = Path(env_str("PLUGINS_DIR", str(BASE_DIR / "plugins")))
+PLUGIN_STORAGE_DIR = Path(env_str("PLUGIN_STORAGE_DIR", str(VAR_DIR / "plugins")))
+PLUGIN_FETCH_TIMEOUT_SECONDS = env_int("PLUGIN_FETCH_TIMEOUT_SECONDS", 300, minimum=1)
+PLUGIN_MAX_TREE_BYTES = env_int("PLUGIN_MAX_TREE_BYTES", 104857600, minimum=1)
+TEMPLATES_DIR = Path(env_str("TEMPLATES_DIR", str(BASE_DIR / "workspace-templates")))
+ORG_TEMPLATES_DIR = Path(env_str("ORG_TEMPLATES_DIR", str(BASE_DIR / "org-templates")))
+
+# --- Celery -------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = VAR_DIR / "celery-broker"
+    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": A2A_TIMEOUT_SECONDS + 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat entries are declared here and stored by django-celery-beat, so operators see them in the
+# admin console. Apps add their periodic tasks below.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- REST framework ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tokens.authentication.BearerTokenAuthentication",
+        "tokens.authentication.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tokens.permissions.AdminAuth"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "common.pagination.CursorLinkPagination",
+    "DEFAULT_FILTER_BACKENDS": ["common.filters.StrictFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "common.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Integrations API",
+    "DESCRIPTION": (
+        "Schedules, channels, plugins, tokens, templates, bundles and approvals for the "
+        "workspaces (AI agents) of an organisation. Errors always have the body "
+        '`{"error", "code", "details"}`; see docs/errors.md.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX_TRIM": False,
+    "SORT_OPERATIONS": False,
+    "ENUM_NAME_OVERRIDES": {},
+    "PREPROCESSING_HOOKS": ["common.schema.drop_trailing_slash_twins"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+}
+
+# --- Logging ----------------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "common.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
+
+# Cache: shared process-local default; nothing relies on it across processes.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

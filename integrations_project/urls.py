@@ -1,0 +1,30 @@
+"""Root URLs. API routes sit at the root of the site (no prefix), with and without a slash."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from common.health import HealthView
+from common.urls import api_route
+from common.views import index
+from tokens.urls import admin_api_urlpatterns
+
+admin.site.site_header = "Integrations API console"
+admin.site.site_title = "Integrations API"
+admin.site.index_title = "Operations"
+
+urlpatterns = [
+    *admin_api_urlpatterns,
+    path("admin/", admin.site.urls),
+    path("", index, name="index"),
+    *api_route("health", HealthView.as_view(), "health"),
+    *api_route("api/schema", SpectacularAPIView.as_view(), "schema"),
+    *api_route("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), "swagger-ui"),
+    path("", include("workspaces.urls")),
+    path("", include("tokens.urls")),
+]
+
+handler400 = "common.views.bad_request"
+handler403 = "common.views.permission_denied"
+handler404 = "common.views.not_found"
+handler500 = "common.views.server_error"

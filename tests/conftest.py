@@ -1,0 +1,66 @@
+"""Shared fixtures: the loopback-only network guard, API clients and credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.support.factories import bearer, make_admin_token, make_workspace, make_workspace_token
+from tests.support.network_guard import NetworkGuard
+
+
+@pytest.fixture(autouse=True)
+def network_guard() -> Iterator[NetworkGuard]:
+    """Any connection outside 127.0.0.0/8 and ::1 fails the test."""
+    guard = NetworkGuard()
+    guard.install()
+    try:
+        yield guard
+    finally:
+        guard.uninstall()
+    if guard.violations:
+        pytest.fail("external network access: " + "; ".join(guard.violations))
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def workspace(db):
+    return make_workspace("alpha", role="researcher", url="http://127.0.0.1:9/")
+
+
+@pytest.fixture
+def other_workspace(db):
+    return make_workspace("beta")
+
+
+@pytest.fixture
+def agent_token(workspace) -> str:
+    return make_workspace_token(workspace, role="agent", name="agent-1")
+
+
+@pytest.fixture
+def operator_token(workspace) -> str:
+    return make_workspace_token(workspace, role="operator", name="operator-1")
+
+
+@pytest.fixture
+def admin_token(db) -> str:
+    return make_admin_token("root")
+
+
+@pytest.fixture
+def as_admin(api, admin_token) -> APIClient:
+    api.credentials(**bearer(admin_token))
+    return api
+
+
+@pytest.fixture
+def as_agent(api, agent_token) -> APIClient:
+    api.credentials(**bearer(agent_token))
+    return api

@@ -1,0 +1,137 @@
+"""Workspace, secret and memory representations and inputs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from rest_framework import serializers
+
+from common.http import NetworkPolicy, literal_address_refusal
+from common.serializers import StrictSerializer
+from workspaces.models import (
+    MAX_CONCURRENT_TASKS_LIMIT,
+    MEMORY_KEY_PATTERN,
+    SECRET_KEY_PATTERN,
+    Workspace,
+    WorkspaceMemory,
+    WorkspaceSecret,
+    WorkspaceStatus,
+)
+from workspaces.services import runtime_normalize
+
+MAX_SECRET_VALUE_CHARS = 65536
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    parent_id = serializers.UUIDField(allow_null=True, read_only=True)
+    status = serializers.ChoiceField(choices=WorkspaceStatus.choices, read_only=True)
+    config = serializers.DictField(read_only=True)
+
+    class Meta:
+        model = Workspace
+        fields = (
+            "id",
+            "name",
+            "role",
+            "runtime",
+            "tier",
+            "parent_id",
+            "url",
+            "status",
+            "max_concurrent_tasks",
+            "active_tasks",
+            "current_task",
+            "last_heartbeat_at",
+            "config",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class _ConfigField(serializers.JSONField):
+    """Any JSON object."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+def validate_agent_url(value: str) -> str:
+    """http(s) URL with a host; literal link-local and metadata addresses are refused early."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise serializers.ValidationError("Must be an http or https URL with a host.")
+    refusal = literal_address_refusal(parts.hostname, NetworkPolicy(allow_private=True))
+    if refusal:
+        raise serializers.ValidationError(refusal[0].upper() + refusal[1:] + ".")
+    return value
+
+
+class WorkspaceInputSerializer(StrictSerializer):
+    """Create (all fields) and update (partial) input."""
+
+    name = serializers.CharField(max_length=200)
+    role = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    runtime = serializers.CharField(max_length=64, required=False)
+    tier = serializers.IntegerField(min_value=1, max_value=4, required=False)
+    parent_id = serializers.UUIDField(required=False, allow_null=True)
+    url = serializers.URLField(max_length=2048, required=False, allow_blank=True)
+    max_concurrent_tasks = serializers.IntegerField(
+        min_value=1, max_value=MAX_CONCURRENT_TASKS_LIMIT, required=False
+    )
+    config = _ConfigField(required=False)
+
+    def validate_runtime(self, value: str) -> str:
+        runtime = runtime_normalize(value)
+        if runtime is None:
+            from django.conf import settings
+
+            allowed = ", ".join(settings.WORKSPACE_RUNTIMES)
+            raise serializers.ValidationError(f"Unknown runtime; allowed: {allowed}.")
+        return runtime
+
+    def validate_url(self, value: str) -> str:
+        return validate_agent_url(value)
+
+
+class HeartbeatSerializer(StrictSerializer):
+    active_tasks = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    current_task = serializers.CharField(max_length=1000, required=False, allow_blank=True, allow_null=True)
+
+
+class SecretSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WorkspaceSecret
+        fields = ("key", "created_at", "updated_at")
+        read_only_fields = fields
+
+
+class SecretValueSerializer(StrictSerializer):
+    value = serializers.CharField(max_length=MAX_SECRET_VALUE_CHARS, allow_blank=False, trim_whitespace=False)
+
+
+class MemorySerializer(serializers.ModelSerializer):
+    value = serializers.JSONField(allow_null=True)
+
+    class Meta:
+        model = WorkspaceMemory
+        fields = ("key", "value", "updated_at")
+        read_only_fields = fields
+
+
+class MemoryValueSerializer(StrictSerializer):
+    value = serializers.JSONField(allow_null=True)
+
+
+def key_errors(key: str, *, secret: bool) -> dict[str, list[str]] | None:
+    pattern = SECRET_KEY_PATTERN if secret else MEMORY_KEY_PATTERN
+    if re.match(pattern, key):
+        return None
+    return {"key": [f"Must match {pattern}."]}

@@ -1,0 +1,118 @@
+"""A small, real A2A agent over HTTP: answers every `message/send`, for demos and tests.
+
+It echoes the prompt (or a fixed reply), optionally after a delay, and keeps the messages it
+received so tests can see exactly what reached the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+class EchoAgentServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], *, reply: str | None = None, delay: float = 0.0) -> None:
+        super().__init__(address, _Handler)
+        self.reply = reply
+        self.delay = delay
+        self.received: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def agent_card(self) -> dict[str, Any]:
+        return {
+            "name": "Echo agent",
+            "description": "Answers every message by echoing it.",
+            "url": self.url,
+            "version": "1.0.0",
+            "protocolVersion": "0.3.0",
+            "capabilities": {"streaming": False, "pushNotifications": False},
+            "defaultInputModes": ["text/plain"],
+            "defaultOutputModes": ["text/plain"],
+            "skills": [{"id": "echo", "name": "Echo", "description": "Echoes the prompt."}],
+        }
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        request_id = request.get("id")
+        if request.get("jsonrpc") != "2.0" or request.get("method") != "message/send":
+            return _rpc_error(request_id, -32601, "Method not found")
+        message = (request.get("params") or {}).get("message") or {}
+        parts = message.get("parts") or []
+        text = "\n".join(p.get("text", "") for p in parts if isinstance(p, dict))
+        with self.lock:
+            self.received.append(message)
+        if self.delay:
+            time.sleep(self.delay)
+        return {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "result": {
+                "kind": "message",
+                "role": "agent",
+                "messageId": str(uuid.uuid4()),
+                "parts": [{"kind": "text", "text": self.reply if self.reply is not None else text}],
+            },
+        }
+
+
+def _rpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: EchoAgentServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return
+
+    def _send_json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] in {"/.well-known/agent.json", "/.well-known/agent-card.json"}:
+            self._send_json(200, self.server.agent_card())
+        else:
+            self._send_json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self._send_json(413, {"error": "too large"})
+            return
+        try:
+            request = json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            self._send_json(200, _rpc_error(None, -32700, "Parse error"))
+            return
+        if not isinstance(request, dict):
+            self._send_json(200, _rpc_error(None, -32600, "Invalid Request"))
+            return
+        self._send_json(200, self.server.answer(request))
+
+
+def start_echo_agent(
+    host: str = "127.0.0.1", port: int = 0, *, reply: str | None = None, delay: float = 0.0
+) -> EchoAgentServer:
+    """Start an echo agent in a background thread; call `.shutdown()` to stop it."""
+    server = EchoAgentServer((host, port), reply=reply, delay=delay)
+    threading.Thread(target=server.serve_forever, daemon=True, name="echo-agent").start()
+    return server
