@@ -64,3 +64,32 @@ def as_admin(api, admin_token) -> APIClient:
 def as_agent(api, agent_token) -> APIClient:
     api.credentials(**bearer(agent_token))
     return api
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker process on the test database and the test broker."""
+    from tests.support.worker import run_worker
+
+    with run_worker() as process:
+        yield process
+
+
+@pytest.fixture
+def echo_agent():
+    """A real A2A echo agent on 127.0.0.1 (same code as `manage.py run_echo_agent`)."""
+    from workspaces.echo_agent import start_echo_agent
+
+    server = start_echo_agent()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fake_http():
+    """A programmable fake platform server on 127.0.0.1 (see tests/support/fake_http.py)."""
+    from tests.support.fake_http import FakeHttpServer
+
+    with FakeHttpServer() as server:
+        yield server

@@ -1,0 +1,110 @@
+"""A real Celery worker (subprocess) on the test database and the test Redis broker.
+
+Use with `transactional_db` (or `live_server`) so the worker sees committed rows:
+
+    def test_x(transactional_db, celery_worker): ...
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def purge_broker() -> None:
+    """Drop queued tasks left by earlier tests so the worker only runs this test's work."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+def _worker_env(extra: dict[str, str] | None) -> dict[str, str]:
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "integrations_project.settings_test",
+            "TEST_DATABASE_URL": (
+                f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+                f"{db['PORT'] or 5432}/{db['NAME']}"
+            ),
+            "TEST_BROKER_URL": settings.CELERY_BROKER_URL,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def run_worker(
+    *, env: dict[str, str] | None = None, concurrency: int = 2, ready_timeout: float = 30.0
+) -> Iterator[subprocess.Popen]:
+    """Start `celery worker`, wait until it is ready, stop it afterwards."""
+    purge_broker()
+    log_path = Path(settings.VAR_DIR) / f"test-worker-{os.getpid()}.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "integrations_project",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=_worker_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{log_path.read_text()}")
+            if " ready." in log_path.read_text():
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"worker not ready in {ready_timeout}s:\n{log_path.read_text()}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
