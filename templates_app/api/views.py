@@ -1,0 +1,181 @@
+"""Templates, org templates and bundles (SPEC §8). Admin only. Thin: parse, call, serialize."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from common.errors import InvalidParameter
+from common.serializers import ErrorSerializer
+from templates_app import selectors, services
+from templates_app.api.serializers import (
+    BundleImportResponseSerializer,
+    OrgImportRequestSerializer,
+    OrgImportResponseSerializer,
+    OrgTemplateSerializer,
+    TemplateImportJobSerializer,
+    TemplateImportRequestSerializer,
+    TemplateSerializer,
+)
+from templates_app.bundles import MAX_BUNDLE_BYTES
+from templates_app.filters import TemplateFilter
+from templates_app.models import WorkspaceTemplate
+from tokens.permissions import AdminAuth, principal_of
+from workspaces.models import Workspace
+from workspaces.selectors import workspace_get
+from workspaces.services import InvalidParent
+
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+
+
+def _requester(request: Request) -> str:
+    principal = principal_of(request)
+    return principal.name if principal else ""
+
+
+class TemplateListView(GenericAPIView):
+    permission_classes = [AdminAuth]
+    serializer_class = TemplateSerializer
+    filterset_class = TemplateFilter
+    queryset = WorkspaceTemplate.objects.none()
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self) -> Any:
+        return selectors.template_list()
+
+    @extend_schema(
+        summary="List workspace templates", responses={200: TemplateSerializer(many=True), **ERRORS}
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(TemplateSerializer(page, many=True).data)
+
+
+class TemplateImportView(GenericAPIView):
+    permission_classes = [AdminAuth]
+    serializer_class = TemplateImportJobSerializer
+
+    @extend_schema(
+        summary="Import a workspace template from a source (runs on a worker)",
+        request=TemplateImportRequestSerializer,
+        responses={202: TemplateImportJobSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TemplateImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = services.template_import_job_create(
+            **serializer.validated_data, requested_by=_requester(request)
+        )
+        return Response(TemplateImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TemplateImportJobView(GenericAPIView):
+    permission_classes = [AdminAuth]
+    serializer_class = TemplateImportJobSerializer
+
+    @extend_schema(
+        summary="Get a template import job", responses={200: TemplateImportJobSerializer, **ERRORS}
+    )
+    def get(self, request: Request, job_id: uuid.UUID) -> Response:
+        job = selectors.template_import_job_get(job_id=job_id)
+        return Response(TemplateImportJobSerializer(job).data)
+
+
+class OrgTemplateListView(GenericAPIView):
+    permission_classes = [AdminAuth]
+    serializer_class = OrgTemplateSerializer
+    pagination_class = None
+
+    @extend_schema(
+        summary="List org templates (folders of ORG_TEMPLATES_DIR)",
+        responses={200: OrgTemplateSerializer(many=True), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(OrgTemplateSerializer(selectors.org_template_list(), many=True).data)
+
+
+class OrgImportView(GenericAPIView):
+    permission_classes = [AdminAuth]
+    serializer_class = OrgImportResponseSerializer
+
+    @extend_schema(
+        summary="Import an org template as a workspace tree (all or nothing)",
+        request=OrgImportRequestSerializer,
+        responses={201: OrgImportResponseSerializer, 413: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = OrgImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.org_import(**serializer.validated_data)
+        return Response(result.as_dict(), status=status.HTTP_201_CREATED)
+
+
+def _attachment_name(workspace: Workspace) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", workspace.name).strip("-.")[:60] or "workspace"
+    return f"bundle-{stem}-{str(workspace.pk)[:8]}.json"
+
+
+class BundleExportView(GenericAPIView):
+    permission_classes = [AdminAuth]
+
+    @extend_schema(
+        summary="Export a workspace and its subtree as a bundle",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="the bundle"), **ERRORS},
+    )
+    def get(self, request: Request, workspace_id: uuid.UUID) -> Response:
+        workspace = workspace_get(workspace_id=workspace_id)
+        bundle = selectors.bundle_export(workspace=workspace)
+        return Response(
+            bundle, headers={"Content-Disposition": f'attachment; filename="{_attachment_name(workspace)}"'}
+        )
+
+
+class BundleJSONParser(JSONParser):
+    """JSON, where absurd nesting is a 400 instead of a RecursionError."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("The bundle is nested too deeply.") from None
+
+
+class BundleImportView(GenericAPIView):
+    permission_classes = [AdminAuth]
+    parser_classes = [BundleJSONParser]
+    serializer_class = BundleImportResponseSerializer
+    max_body_bytes = MAX_BUNDLE_BYTES
+
+    @extend_schema(
+        summary="Import a bundle (new ids, one transaction)",
+        parameters=[
+            OpenApiParameter("parent_id", OpenApiTypes.UUID, description="attach under this workspace")
+        ],
+        request=OpenApiTypes.OBJECT,
+        responses={201: BundleImportResponseSerializer, 413: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        parent = None
+        raw_parent = request.query_params.get("parent_id")
+        if raw_parent:
+            try:
+                parent_id = uuid.UUID(raw_parent)
+            except ValueError:
+                raise InvalidParameter(
+                    "parent_id must be a workspace UUID.", details={"parent_id": ["Must be a UUID."]}
+                ) from None
+            parent = Workspace.objects.filter(pk=parent_id).first()
+            if parent is None:
+                raise InvalidParent()
+        result = services.bundle_import(bundle=request.data, parent=parent)
+        return Response(result.as_dict(), status=status.HTTP_201_CREATED)

@@ -1,0 +1,261 @@
+"""Bundles: a workspace subtree with its data as one portable JSON document.
+
+Export reads the subtree one level per query and each kind of data once for all workspaces.
+Import checks the whole document (size, depth, count, shapes) before writing anything, then
+creates everything with `tree_create` in one transaction, with new ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.utils import timezone
+
+from common.errors import ApplicationError
+from templates_app.models import WorkspaceOrigin
+from templates_app.sections import ImportContext, check_memory_key, check_secret_key, chunked, sections
+from templates_app.tree import (
+    ErrorCollector,
+    NodeSpec,
+    Progress,
+    check_keys,
+    clean_workspace_fields,
+    no_progress,
+    subtree_collect,
+    tree_create,
+)
+from workspaces.models import Workspace
+
+BUNDLE_FORMAT = "integrations-bundle"
+BUNDLE_VERSION = 1
+MAX_BUNDLE_BYTES = 10 * 1024 * 1024
+MAX_BUNDLE_DEPTH = 64
+MAX_BUNDLE_WORKSPACES = 10_000
+
+WORKSPACE_FIELDS = ("name", "role", "runtime", "tier", "url", "max_concurrent_tasks", "config")
+NODE_KEYS = {
+    *WORKSPACE_FIELDS,
+    "template",
+    "secrets",
+    "memory",
+    "schedules",
+    "channels",
+    "plugins",
+    "children",
+}
+TOP_KEYS = {"format", "version", "exported_at", "workspace"}
+
+
+def _iso(value: Any) -> str:
+    return value.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def bundle_export(*, workspace: Workspace, progress: Progress = no_progress) -> dict[str, Any]:
+    """The bundle of `workspace` and its subtree (secret values and channel secrets left out)."""
+    members = subtree_collect(root=workspace)
+    progress("workspaces", len(members), len(members))
+    ids = [member.pk for member in members]
+    templates: dict[UUID, str] = {}
+    for chunk in chunked(ids):
+        templates.update(
+            WorkspaceOrigin.objects.filter(workspace_id__in=chunk).values_list(
+                "workspace_id", "template_slug"
+            )
+        )
+    exported: dict[str, dict[UUID, Any]] = {}
+    available = [section for section in sections() if section.available()]
+    for done, section in enumerate(available, start=1):
+        exported[section.key] = section.export(workspace_ids=ids)
+        progress(section.key, done, len(available))
+    nodes: dict[UUID, dict[str, Any]] = {}
+    for member in members:
+        node: dict[str, Any] = {
+            "name": member.name,
+            "role": member.role,
+            "runtime": member.runtime,
+            "tier": member.tier,
+            "url": member.url,
+            "max_concurrent_tasks": member.max_concurrent_tasks,
+            "config": member.config,
+            "template": templates.get(member.pk),
+            "secrets": exported.get("secrets", {}).get(member.pk, []),
+            "memory": exported.get("memory", {}).get(member.pk, {}),
+            "schedules": exported.get("schedules", {}).get(member.pk, []),
+            "channels": exported.get("channels", {}).get(member.pk, []),
+            "plugins": exported.get("plugins", {}).get(member.pk, []),
+            "children": [],
+        }
+        nodes[member.pk] = node
+        if member.pk != workspace.pk:
+            nodes[member.parent_id]["children"].append(node)
+    return {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "exported_at": _iso(timezone.now()),
+        "workspace": nodes[workspace.pk],
+    }
+
+
+def _limits_error(message: str, field: str = "workspace") -> ApplicationError:
+    return ApplicationError(message, details={field: [message]})
+
+
+def _walk_limits(root: Any, *, max_depth: int, max_workspaces: int) -> None:
+    """Count and depth, iteratively, before any other work (a hostile bundle stops here)."""
+    stack = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > max_workspaces:
+            raise _limits_error(f"The bundle has more than {max_workspaces} workspaces.")
+        if depth > max_depth:
+            raise _limits_error(f"The bundle is deeper than {max_depth} levels.")
+        if isinstance(node, dict):
+            children = node.get("children") or []
+            if isinstance(children, list):
+                stack.extend((child, depth + 1) for child in children)
+
+
+def _clean_list_of_objects(
+    value: Any, label: str, allowed: set[str], errors: ErrorCollector
+) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.add(label, "Must be a list.")
+        return []
+    return [item for i, item in enumerate(value) if check_keys(item, allowed, f"{label}[{i}]", errors)]
+
+
+SCHEDULE_KEYS = {"name", "expression", "timezone", "prompt", "enabled", "source"}
+CHANNEL_KEYS = {"platform", "name", "allowlist", "enabled", "config"}
+PLUGIN_KEYS = {"name", "source"}
+
+
+def _bundle_node_data(raw: dict[str, Any], label: str, errors: ErrorCollector) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    secrets = raw.get("secrets") or []
+    if not isinstance(secrets, list):
+        errors.add(f"{label}.secrets", "Must be a list of keys.")
+        secrets = []
+    for key in secrets:
+        problem = check_secret_key(key)
+        if problem:
+            errors.add(f"{label}.secrets", problem)
+    if len(set(map(str, secrets))) != len(secrets):
+        errors.add(f"{label}.secrets", "Keys must be unique.")
+    data["secrets"] = secrets
+    memory = raw.get("memory") or {}
+    if not isinstance(memory, dict):
+        errors.add(f"{label}.memory", "Must be an object.")
+        memory = {}
+    for key in memory:
+        problem = check_memory_key(key)
+        if problem:
+            errors.add(f"{label}.memory", problem)
+    data["memory"] = memory
+    data["schedules"] = _clean_list_of_objects(
+        raw.get("schedules"), f"{label}.schedules", SCHEDULE_KEYS, errors
+    )
+    data["channels"] = _clean_list_of_objects(raw.get("channels"), f"{label}.channels", CHANNEL_KEYS, errors)
+    plugins = _clean_list_of_objects(raw.get("plugins"), f"{label}.plugins", PLUGIN_KEYS, errors)
+    sources = []
+    for i, plugin in enumerate(plugins):
+        source = plugin.get("source")
+        if not isinstance(source, str) or not source:
+            errors.add(f"{label}.plugins[{i}].source", "Required: a plugin source.")
+        else:
+            sources.append(source)
+    data["plugins"] = sources
+    return data
+
+
+def bundle_parse(
+    *,
+    bundle: Any,
+    max_depth: int = MAX_BUNDLE_DEPTH,
+    max_workspaces: int = MAX_BUNDLE_WORKSPACES,
+) -> list[NodeSpec]:
+    """Check a bundle document completely and flatten it into nodes (nothing written)."""
+    if not isinstance(bundle, dict):
+        raise ApplicationError("The bundle must be a JSON object.")
+    errors = ErrorCollector()
+    check_keys(bundle, TOP_KEYS, "bundle", errors)
+    if bundle.get("format") != BUNDLE_FORMAT:
+        errors.add("format", f"Must be {BUNDLE_FORMAT!r}.")
+    if bundle.get("version") != BUNDLE_VERSION:
+        errors.add("version", f"Must be {BUNDLE_VERSION}.")
+    if not isinstance(bundle.get("workspace"), dict):
+        errors.add("workspace", "Required: the root workspace object.")
+    errors.raise_if_any("The bundle is not valid.")
+    _walk_limits(bundle["workspace"], max_depth=max_depth, max_workspaces=max_workspaces)
+
+    nodes: list[NodeSpec] = []
+    stack: list[tuple[Any, int | None, int, str]] = [(bundle["workspace"], None, 1, "workspace")]
+    while stack:
+        raw, parent_index, depth, label = stack.pop()
+        if not check_keys(raw, NODE_KEYS, label, errors):
+            continue
+        template = raw.get("template")
+        if template is not None and not isinstance(template, str):
+            errors.add(f"{label}.template", "Must be a template slug or null.")
+            template = None
+        node = NodeSpec(
+            index=len(nodes),
+            parent_index=parent_index,
+            depth=depth,
+            label=label,
+            fields=clean_workspace_fields(raw, label, errors),
+            template_slug=template or None,
+            data=_bundle_node_data(raw, label, errors),
+        )
+        nodes.append(node)
+        children = raw.get("children") or []
+        if not isinstance(children, list):
+            errors.add(f"{label}.children", "Must be a list.")
+            continue
+        # Reversed onto the stack so nodes come out in document (pre-)order.
+        for i in reversed(range(len(children))):
+            stack.append((children[i], node.index, depth + 1, f"{label}.children[{i}]"))
+    errors.raise_if_any("The bundle is not valid.")
+    return nodes
+
+
+@dataclass
+class BundleImportResult:
+    root_id: UUID
+    workspaces: list[Workspace]
+    missing_secrets: list[dict[str, str]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "root_id": str(self.root_id),
+            "workspaces": [
+                {
+                    "id": str(ws.pk),
+                    "name": ws.name,
+                    "parent_id": str(ws.parent_id) if ws.parent_id else None,
+                }
+                for ws in self.workspaces
+            ],
+            "count": len(self.workspaces),
+            "missing_secrets": self.missing_secrets,
+        }
+
+
+def bundle_import(
+    *,
+    bundle: Any,
+    parent: Workspace | None = None,
+    progress: Progress = no_progress,
+) -> BundleImportResult:
+    """Recreate a bundle's tree with new ids, all or nothing; channels come back disabled."""
+    nodes = bundle_parse(bundle=bundle)
+    progress("parse", len(nodes), len(nodes))
+    result = tree_create(nodes=nodes, parent=parent, context=ImportContext(mode="bundle"), progress=progress)
+    return BundleImportResult(
+        root_id=result.root_ids[0], workspaces=result.workspaces, missing_secrets=result.missing_secrets
+    )

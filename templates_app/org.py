@@ -1,0 +1,460 @@
+"""Org templates: `org.yaml` folders under ORG_TEMPLATES_DIR, listed and imported as a tree.
+
+Import order matters: safe YAML parse (size, depth, no anchors/aliases/tags) → `${VAR}`
+expansion (every missing name reported at once) → shape checks and file references (path
+guard) → one transaction creating everything (`tree_create`). Nothing is written before the
+last step, and the last step is all or nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+
+from common.errors import ApplicationError
+from common.paths import read_text_inside, resolve_inside
+from common.safe_yaml import MAX_YAML_BYTES, load_yaml
+from templates_app.models import WorkspaceTemplate, validate_template_config
+from templates_app.sections import ImportContext, check_memory_key
+from templates_app.tree import (
+    ErrorCollector,
+    NodeSpec,
+    Progress,
+    check_keys,
+    clean_workspace_fields,
+    no_progress,
+    tree_create,
+)
+from workspaces.models import Workspace
+
+logger = logging.getLogger(__name__)
+
+ORG_FILE = "org.yaml"
+ENV_REFERENCE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ORG_KEYS = {"name", "description", "defaults", "workspaces"}
+DEFAULT_KEYS = {"runtime", "tier", "plugins", "max_concurrent_tasks"}
+NODE_KEYS = {
+    "name",
+    "role",
+    "runtime",
+    "tier",
+    "template",
+    "url",
+    "config",
+    "max_concurrent_tasks",
+    "system_prompt",
+    "system_prompt_file",
+    "schedules",
+    "channels",
+    "plugins",
+    "memory",
+    "children",
+}
+SCHEDULE_KEYS = {"name", "expression", "timezone", "prompt", "prompt_file", "enabled"}
+CHANNEL_KEYS = {"platform", "config", "allowlist", "name", "enabled"}
+
+
+class MissingEnv(ApplicationError):
+    code = "missing_env"
+    message = "Environment variables used by the org template are not set."
+
+
+def _strings(document: Any):
+    """Every string value of a parsed document (iteratively: documents are at most 64 deep)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def env_names(document: Any) -> list[str]:
+    """The `${VAR}` names a document uses (`$${VAR}` is a literal and does not count)."""
+    names = set()
+    for text in _strings(document):
+        for match in ENV_REFERENCE.finditer(text):
+            if not match.group(1):
+                names.add(match.group(2))
+    return sorted(names)
+
+
+def env_expand(document: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """Replace `${VAR}` in every string value; 400 `missing_env` naming every missing one."""
+    environ = os.environ if environ is None else environ
+    missing = [name for name in env_names(document) if name not in environ]
+    if missing:
+        raise MissingEnv(
+            f"Missing environment variables: {', '.join(missing)}.", details={"missing": missing}
+        )
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "${" + match.group(2) + "}"
+        return environ[match.group(2)]
+
+    def expand(item: Any) -> Any:
+        if isinstance(item, str):
+            return ENV_REFERENCE.sub(replace, item)
+        if isinstance(item, Mapping):
+            return {key: expand(value) for key, value in item.items()}
+        if isinstance(item, list):
+            return [expand(value) for value in item]
+        return item
+
+    return expand(document)
+
+
+# --- Sources --------------------------------------------------------------------------------------
+
+
+def _org_root() -> Path:
+    return Path(settings.ORG_TEMPLATES_DIR)
+
+
+def org_template_folder(*, slug: str) -> Path:
+    """The folder of an org template; `invalid_path` for escapes, 400 for unknown slugs."""
+    folder = resolve_inside(_org_root(), slug)
+    if folder.parent != _org_root().resolve() or not (folder / ORG_FILE).is_file():
+        raise ApplicationError(
+            f"No org template {slug!r}.", details={"template": ["No org template with this slug."]}
+        )
+    return folder
+
+
+def _read_org_yaml(folder: Path) -> bytes:
+    path = resolve_inside(folder, ORG_FILE)
+    with path.open("rb") as handle:
+        # One byte over the cap is enough for load_yaml to answer 413.
+        return handle.read(MAX_YAML_BYTES + 1)
+
+
+@dataclass
+class OrgTemplateInfo:
+    slug: str
+    name: str
+    description: str
+    workspace_count: int
+    required_env: list[str]
+
+
+def _count_nodes(document: Mapping[str, Any]) -> int:
+    count = 0
+    stack = list(document.get("workspaces") or [])
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            count += 1
+            children = node.get("children") or []
+            if isinstance(children, list):
+                stack.extend(children)
+    return count
+
+
+def org_template_list() -> list[OrgTemplateInfo]:
+    """Org templates on disk, by slug; broken folders are logged and left out."""
+    root = _org_root()
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        try:
+            folder = org_template_folder(slug=entry.name)
+            document = load_yaml(_read_org_yaml(folder))
+        except ApplicationError as exc:
+            if entry.is_dir():
+                logger.warning("org template %s skipped: %s", entry.name, exc.message)
+            continue
+        if not isinstance(document, Mapping):
+            logger.warning("org template %s skipped: org.yaml is not a mapping", entry.name)
+            continue
+        name = document.get("name")
+        description = document.get("description")
+        found.append(
+            OrgTemplateInfo(
+                slug=entry.name,
+                name=name if isinstance(name, str) else entry.name,
+                description=description if isinstance(description, str) else "",
+                workspace_count=_count_nodes(document),
+                required_env=env_names(document),
+            )
+        )
+    return found
+
+
+# --- Planning -------------------------------------------------------------------------------------
+
+
+def _as_list(value: Any, label: str, errors: ErrorCollector) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.add(label, "Must be a list.")
+        return []
+    return value
+
+
+def _plan_schedules(raw: Any, label: str, root: Path, errors: ErrorCollector) -> list[dict[str, Any]]:
+    schedules = []
+    names: set[str] = set()
+    for i, item in enumerate(_as_list(raw, label, errors)):
+        where = f"{label}[{i}]"
+        if not check_keys(item, SCHEDULE_KEYS, where, errors):
+            continue
+        if "prompt" in item and "prompt_file" in item:
+            errors.add(where, "Give prompt or prompt_file, not both.")
+            continue
+        prompt = item.get("prompt")
+        if "prompt_file" in item:
+            prompt = read_text_inside(root, item["prompt_file"])
+        if not isinstance(prompt, str):
+            errors.add(f"{where}.prompt", "Required: a string (or prompt_file).")
+            continue
+        name = item.get("name") or ""
+        if not isinstance(name, str):
+            errors.add(f"{where}.name", "Must be a string.")
+            continue
+        if name and name in names:
+            errors.add(f"{where}.name", "Schedule names must be unique within a workspace.")
+        names.add(name)
+        enabled = item.get("enabled", True)
+        if not isinstance(enabled, bool):
+            errors.add(f"{where}.enabled", "Must be true or false.")
+            continue
+        expression = item.get("expression")
+        timezone_name = item.get("timezone", "UTC")
+        if not isinstance(expression, str):
+            errors.add(f"{where}.expression", "Required: a cron expression.")
+            continue
+        if not isinstance(timezone_name, str):
+            errors.add(f"{where}.timezone", "Must be a string.")
+            continue
+        schedules.append(
+            {
+                "name": name,
+                "expression": expression,
+                "timezone": timezone_name,
+                "prompt": prompt,
+                "enabled": enabled,
+                "source": "template",
+            }
+        )
+    return schedules
+
+
+def _plan_channels(raw: Any, label: str, errors: ErrorCollector) -> list[dict[str, Any]]:
+    channels = []
+    for i, item in enumerate(_as_list(raw, label, errors)):
+        where = f"{label}[{i}]"
+        if not check_keys(item, CHANNEL_KEYS, where, errors):
+            continue
+        platform = item.get("platform")
+        config = item.get("config") or {}
+        allowlist = item.get("allowlist") or []
+        enabled = item.get("enabled", True)
+        name = item.get("name") or ""
+        if not isinstance(platform, str):
+            errors.add(f"{where}.platform", "Required: a platform.")
+        elif not isinstance(config, dict):
+            errors.add(f"{where}.config", "Must be an object.")
+        elif not isinstance(allowlist, list):
+            errors.add(f"{where}.allowlist", "Must be a list.")
+        elif not isinstance(enabled, bool):
+            errors.add(f"{where}.enabled", "Must be true or false.")
+        elif not isinstance(name, str):
+            errors.add(f"{where}.name", "Must be a string.")
+        else:
+            channels.append(
+                {
+                    "platform": platform,
+                    "config": config,
+                    "allowlist": [str(entry) for entry in allowlist],
+                    "enabled": enabled,
+                    "name": name,
+                }
+            )
+    return channels
+
+
+def _plan_plugins(raw: Any, label: str, defaults: list[str], errors: ErrorCollector) -> list[str]:
+    sources = list(defaults)
+    for i, source in enumerate(_as_list(raw, label, errors)):
+        if not isinstance(source, str) or not source.strip():
+            errors.add(f"{label}[{i}]", "Must be a plugin source such as local://name.")
+        elif source not in sources:
+            sources.append(source)
+    return sources
+
+
+def _plan_memory(raw: Any, label: str, errors: ErrorCollector) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors.add(label, "Must be an object.")
+        return {}
+    for key in raw:
+        problem = check_memory_key(key)
+        if problem:
+            errors.add(label, problem)
+    return raw
+
+
+def _template_slugs(document: Mapping[str, Any]) -> set[str]:
+    slugs = set()
+    stack = list(document.get("workspaces") or []) if isinstance(document.get("workspaces"), list) else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            if isinstance(node.get("template"), str):
+                slugs.add(node["template"])
+            if isinstance(node.get("children"), list):
+                stack.extend(node["children"])
+    return slugs
+
+
+@dataclass
+class OrgPlan:
+    name: str
+    description: str
+    nodes: list[NodeSpec]
+
+
+def org_plan(*, document: Any, root: Path) -> OrgPlan:
+    """Turn an expanded org document into nodes, reading referenced files (nothing written)."""
+    errors = ErrorCollector()
+    if not check_keys(document, ORG_KEYS, "org", errors):
+        errors.raise_if_any("The org template is not valid.")
+    name = document.get("name")
+    if not isinstance(name, str) or not name.strip():
+        errors.add("name", "Required: the org name.")
+    description = document.get("description") or ""
+    if not isinstance(description, str):
+        errors.add("description", "Must be a string.")
+    raw_defaults = document.get("defaults") or {}
+    defaults: dict[str, Any] = {}
+    default_plugins: list[str] = []
+    if check_keys(raw_defaults, DEFAULT_KEYS, "defaults", errors):
+        probe = {
+            key: raw_defaults[key]
+            for key in ("runtime", "tier", "max_concurrent_tasks")
+            if key in raw_defaults
+        }
+        defaults = clean_workspace_fields({"name": "defaults", **probe}, "defaults", errors)
+        defaults = {key: defaults[key] for key in probe if key in defaults}
+        default_plugins = _plan_plugins(raw_defaults.get("plugins"), "defaults.plugins", [], errors)
+    workspaces = document.get("workspaces")
+    if not isinstance(workspaces, list) or not workspaces:
+        errors.add("workspaces", "Required: a list of at least one workspace.")
+        errors.raise_if_any("The org template is not valid.")
+
+    templates = {t.slug: t for t in WorkspaceTemplate.objects.filter(slug__in=_template_slugs(document))}
+    nodes: list[NodeSpec] = []
+    stack: list[tuple[Any, int | None, int, str]] = [
+        (workspaces[i], None, 1, f"workspaces[{i}]") for i in reversed(range(len(workspaces)))
+    ]
+    while stack:
+        raw, parent_index, depth, label = stack.pop()
+        if not check_keys(raw, NODE_KEYS, label, errors):
+            continue
+        template = None
+        if raw.get("template") is not None:
+            template = templates.get(raw["template"]) if isinstance(raw["template"], str) else None
+            if template is None:
+                errors.add(f"{label}.template", "No workspace template with this slug.")
+        base: dict[str, Any] = dict(defaults)
+        if template is not None:
+            base.update({"runtime": template.runtime, "tier": template.tier})
+        merged = {**base, **{key: value for key, value in raw.items() if value is not None}}
+        fields = clean_workspace_fields(merged, label, errors)
+        if "system_prompt" in raw and "system_prompt_file" in raw:
+            errors.add(label, "Give system_prompt or system_prompt_file, not both.")
+        config = {**(template.config if template else {}), **fields.get("config", {})}
+        if "system_prompt_file" in raw:
+            config["system_prompt"] = read_text_inside(root, raw["system_prompt_file"])
+        elif "system_prompt" in raw:
+            if not isinstance(raw["system_prompt"], str):
+                errors.add(f"{label}.system_prompt", "Must be a string.")
+            config["system_prompt"] = raw["system_prompt"]
+        if template is not None and template.config_schema:
+            for field, messages in validate_template_config(
+                config=config, config_schema=template.config_schema
+            ).items():
+                for message in messages:
+                    errors.add(f"{label}.{field}", message)
+        fields["config"] = config
+        node = NodeSpec(
+            index=len(nodes),
+            parent_index=parent_index,
+            depth=depth,
+            label=label,
+            fields=fields,
+            template_slug=template.slug if template else None,
+            data={
+                "memory": _plan_memory(raw.get("memory"), f"{label}.memory", errors),
+                "schedules": _plan_schedules(raw.get("schedules"), f"{label}.schedules", root, errors),
+                "channels": _plan_channels(raw.get("channels"), f"{label}.channels", errors),
+                "plugins": _plan_plugins(raw.get("plugins"), f"{label}.plugins", default_plugins, errors),
+            },
+        )
+        nodes.append(node)
+        children = _as_list(raw.get("children"), f"{label}.children", errors)
+        for i in reversed(range(len(children))):
+            stack.append((children[i], node.index, depth + 1, f"{label}.children[{i}]"))
+    errors.raise_if_any("The org template is not valid.")
+    return OrgPlan(name=name, description=description, nodes=nodes)
+
+
+@dataclass
+class OrgImportResult:
+    org: str
+    root_ids: list[UUID]
+    workspaces: list[Workspace]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "org": self.org,
+            "root_ids": [str(pk) for pk in self.root_ids],
+            "workspaces": [
+                {"id": str(ws.pk), "name": ws.name, "parent_id": str(ws.parent_id) if ws.parent_id else None}
+                for ws in self.workspaces
+            ],
+            "count": len(self.workspaces),
+        }
+
+
+def org_import(
+    *,
+    template: str | None = None,
+    org_yaml: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress = no_progress,
+) -> OrgImportResult:
+    """Import an org template (by slug) or an inline org.yaml; file references of inline YAML
+    resolve inside ORG_TEMPLATES_DIR."""
+    if (template is None) == (org_yaml is None):
+        raise ApplicationError(
+            "Give exactly one of template or org_yaml.",
+            details={"non_field_errors": ["Give exactly one of template or org_yaml."]},
+        )
+    if template is not None:
+        root = org_template_folder(slug=template)
+        raw: bytes | str = _read_org_yaml(root)
+    else:
+        root = _org_root()
+        raw = org_yaml or ""
+    document = load_yaml(raw)
+    document = env_expand(document, environ)
+    plan = org_plan(document=document, root=root)
+    result = tree_create(nodes=plan.nodes, context=ImportContext(mode="org"), progress=progress)
+    return OrgImportResult(org=plan.name, root_ids=result.root_ids, workspaces=result.workspaces)
