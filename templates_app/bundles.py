@@ -7,6 +7,7 @@ creates everything with `tree_create` in one transaction, with new ids.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -49,7 +50,7 @@ TOP_KEYS = {"format", "version", "exported_at", "workspace"}
 
 
 def _iso(value: Any) -> str:
-    return value.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def bundle_export(*, workspace: Workspace, progress: Progress = no_progress) -> dict[str, Any]:
@@ -174,10 +175,7 @@ def _bundle_node_data(raw: dict[str, Any], label: str, errors: ErrorCollector) -
 
 
 def bundle_parse(
-    *,
-    bundle: Any,
-    max_depth: int = MAX_BUNDLE_DEPTH,
-    max_workspaces: int = MAX_BUNDLE_WORKSPACES,
+    *, bundle: Any, max_depth: int | None = None, max_workspaces: int | None = None
 ) -> list[NodeSpec]:
     """Check a bundle document completely and flatten it into nodes (nothing written)."""
     if not isinstance(bundle, dict):
@@ -191,7 +189,11 @@ def bundle_parse(
     if not isinstance(bundle.get("workspace"), dict):
         errors.add("workspace", "Required: the root workspace object.")
     errors.raise_if_any("The bundle is not valid.")
-    _walk_limits(bundle["workspace"], max_depth=max_depth, max_workspaces=max_workspaces)
+    _walk_limits(
+        bundle["workspace"],
+        max_depth=max_depth or MAX_BUNDLE_DEPTH,
+        max_workspaces=max_workspaces or MAX_BUNDLE_WORKSPACES,
+    )
 
     nodes: list[NodeSpec] = []
     stack: list[tuple[Any, int | None, int, str]] = [(bundle["workspace"], None, 1, "workspace")]
