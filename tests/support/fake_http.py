@@ -136,7 +136,9 @@ class FakeHttpServer:
         return None
 
     def start(self) -> FakeHttpServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
