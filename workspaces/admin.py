@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -116,6 +117,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     )
     inlines = (SecretInline, MemoryInline, ChildInline)
     date_hierarchy = "created_at"
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="status")
     def status_display(self, obj: Workspace) -> str:

@@ -114,5 +114,7 @@ def start_echo_agent(
 ) -> EchoAgentServer:
     """Start an echo agent in a background thread; call `.shutdown()` to stop it."""
     server = EchoAgentServer((host, port), reply=reply, delay=delay)
-    threading.Thread(target=server.serve_forever, daemon=True, name="echo-agent").start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="echo-agent"
+    ).start()
     return server

@@ -35,7 +35,7 @@ class Workspace(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
-    url = models.URLField(max_length=2048, blank=True, default="")
+    url = models.URLField(max_length=2048, blank=True, default="")  # http(s); checked again at send time
     max_concurrent_tasks = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENT_TASKS_LIMIT)]
     )

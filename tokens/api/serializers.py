@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from common.serializers import StrictSerializer
+from common.serializers import StrictCharField, StrictSerializer
 from tokens.models import TokenRole, WorkspaceToken
 
 
@@ -26,6 +26,6 @@ class CreatedTokenSerializer(TokenSerializer):
 
 
 class TokenCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    name = StrictCharField(max_length=100, required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=TokenRole.choices, required=False, default=TokenRole.AGENT)
     expires_in_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)

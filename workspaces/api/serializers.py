@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from rest_framework import serializers
 
 from common.http import NetworkPolicy, literal_address_refusal
-from common.serializers import StrictSerializer
+from common.serializers import StrictCharField, StrictSerializer
 from workspaces.models import (
     MAX_CONCURRENT_TASKS_LIMIT,
     MEMORY_KEY_PATTERN,
@@ -77,9 +77,9 @@ def validate_agent_url(value: str) -> str:
 class WorkspaceInputSerializer(StrictSerializer):
     """Create (all fields) and update (partial) input."""
 
-    name = serializers.CharField(max_length=200)
-    role = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    runtime = serializers.CharField(max_length=64, required=False)
+    name = StrictCharField(max_length=200)
+    role = StrictCharField(max_length=500, required=False, allow_blank=True)
+    runtime = StrictCharField(max_length=64, required=False)
     tier = serializers.IntegerField(min_value=1, max_value=4, required=False)
     parent_id = serializers.UUIDField(required=False, allow_null=True)
     url = serializers.URLField(max_length=2048, required=False, allow_blank=True)
@@ -103,7 +103,7 @@ class WorkspaceInputSerializer(StrictSerializer):
 
 class HeartbeatSerializer(StrictSerializer):
     active_tasks = serializers.IntegerField(min_value=0, max_value=1_000_000)
-    current_task = serializers.CharField(max_length=1000, required=False, allow_blank=True, allow_null=True)
+    current_task = StrictCharField(max_length=1000, required=False, allow_blank=True, allow_null=True)
 
 
 class SecretSerializer(serializers.ModelSerializer):
@@ -114,7 +114,7 @@ class SecretSerializer(serializers.ModelSerializer):
 
 
 class SecretValueSerializer(StrictSerializer):
-    value = serializers.CharField(max_length=MAX_SECRET_VALUE_CHARS, allow_blank=False, trim_whitespace=False)
+    value = StrictCharField(max_length=MAX_SECRET_VALUE_CHARS, allow_blank=False, trim_whitespace=False)
 
 
 class MemorySerializer(serializers.ModelSerializer):

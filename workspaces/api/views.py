@@ -45,6 +45,16 @@ def _bool_param(request: Request, name: str) -> bool:
     raise InvalidParameter(f"{name} must be true or false.", details={name: ["Must be true or false."]})
 
 
+def _keyed_value(request: Request, key: str, *, secret: bool, serializer_class: type) -> Any:
+    """The `value` of a PUT on a keyed entry (secret or memory), after checking the path key."""
+    errors = key_errors(key, secret=secret)
+    if errors:
+        raise ApplicationError("key: " + errors["key"][0], details=errors)
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["value"]
+
+
 class WorkspaceListCreateView(GenericAPIView):
     permission_classes = [AdminAuth]
     serializer_class = WorkspaceSerializer
@@ -141,14 +151,8 @@ class SecretDetailView(WorkspaceScopedView):
         summary="Set a secret", request=SecretValueSerializer, responses={200: SecretSerializer, **ERRORS}
     )
     def put(self, request: Request, workspace_id: Any, key: str) -> Response:
-        errors = key_errors(key, secret=True)
-        if errors:
-            raise ApplicationError("key: " + errors["key"][0], details=errors)
-        serializer = SecretValueSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        secret = services.secret_set(
-            workspace=self.workspace, key=key, value=serializer.validated_data["value"]
-        )
+        value = _keyed_value(request, key, secret=True, serializer_class=SecretValueSerializer)
+        secret = services.secret_set(workspace=self.workspace, key=key, value=value)
         return Response(SecretSerializer(secret).data)
 
     @extend_schema(summary="Delete a secret", responses={204: None, **ERRORS})
@@ -177,14 +181,8 @@ class MemoryDetailView(WorkspaceScopedView):
         responses={200: MemorySerializer, **ERRORS},
     )
     def put(self, request: Request, workspace_id: Any, key: str) -> Response:
-        errors = key_errors(key, secret=False)
-        if errors:
-            raise ApplicationError("key: " + errors["key"][0], details=errors)
-        serializer = MemoryValueSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        entry = services.memory_set(
-            workspace=self.workspace, key=key, value=serializer.validated_data["value"]
-        )
+        value = _keyed_value(request, key, secret=False, serializer_class=MemoryValueSerializer)
+        entry = services.memory_set(workspace=self.workspace, key=key, value=value)
         return Response(MemorySerializer(entry).data)
 
     @extend_schema(summary="Delete a memory entry", responses={204: None, **ERRORS})
