@@ -8,6 +8,7 @@ creates everything with `tree_create` in one transaction, with new ids.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -97,6 +98,12 @@ def bundle_export(*, workspace: Workspace, progress: Progress = no_progress) -> 
         "exported_at": _iso(timezone.now()),
         "workspace": nodes[workspace.pk],
     }
+
+
+def bundle_filename(workspace: Workspace) -> str:
+    """A safe download name: `bundle-<name>-<id prefix>.json`."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", workspace.name).strip("-.")[:60] or "workspace"
+    return f"bundle-{stem}-{str(workspace.pk)[:8]}.json"
 
 
 def _limits_error(message: str, field: str = "workspace") -> ApplicationError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -27,7 +26,7 @@ from templates_app.api.serializers import (
     TemplateImportRequestSerializer,
     TemplateSerializer,
 )
-from templates_app.bundles import MAX_BUNDLE_BYTES
+from templates_app.bundles import MAX_BUNDLE_BYTES, bundle_filename
 from templates_app.filters import TemplateFilter
 from templates_app.models import WorkspaceTemplate
 from tokens.permissions import AdminAuth, principal_of
@@ -120,11 +119,6 @@ class OrgImportView(GenericAPIView):
         return Response(result.as_dict(), status=status.HTTP_201_CREATED)
 
 
-def _attachment_name(workspace: Workspace) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", workspace.name).strip("-.")[:60] or "workspace"
-    return f"bundle-{stem}-{str(workspace.pk)[:8]}.json"
-
-
 class BundleExportView(GenericAPIView):
     permission_classes = [AdminAuth]
 
@@ -136,7 +130,7 @@ class BundleExportView(GenericAPIView):
         workspace = workspace_get(workspace_id=workspace_id)
         bundle = selectors.bundle_export(workspace=workspace)
         return Response(
-            bundle, headers={"Content-Disposition": f'attachment; filename="{_attachment_name(workspace)}"'}
+            bundle, headers={"Content-Disposition": f'attachment; filename="{bundle_filename(workspace)}"'}
         )
 
 
