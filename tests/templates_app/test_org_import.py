@@ -9,9 +9,15 @@ import time
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from common.errors import ApplicationError
+from common.paths import InvalidPath
 from templates_app import sections as sections_module
 from templates_app.models import WorkspaceOrigin, WorkspaceTemplate
+from templates_app.org import org_plan
 from tests.templates_app.conftest import write
 from workspaces.models import Workspace, WorkspaceMemory
 
@@ -363,3 +369,37 @@ def test_query_count_does_not_grow_with_workspaces(as_admin, org_root, admin_tok
         counts[n] = len(ctx.captured_queries)
     assert counts[200] == counts[10], counts
     assert counts[10] < 20
+
+
+# --- Property: a file reference resolves inside the org folder, or is refused ----------------
+
+_segments = st.sampled_from(["prompts", "a.md", "..", ".", "", "link", "sib", "/", "x", "~"])
+
+
+@pytest.fixture(scope="module")
+def property_tree(tmp_path_factory):
+    base = tmp_path_factory.mktemp("prop")
+    root = base / "orgs"
+    write(root / "prompts" / "a.md", "inside")
+    write(root / "a.md", "inside")
+    write(base / "x", "outside")
+    write(base / "orgs2" / "a.md", "outside")
+    os.symlink(base / "x", root / "link")
+    os.symlink(base / "orgs2", root / "sib")
+    return root
+
+
+@hypothesis_settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_segments, min_size=1, max_size=6))
+def test_property_file_reference_inside_or_refused(property_tree, segments):
+    reference = "/".join(segments)
+    document = {"name": "P", "workspaces": [{"name": "A", "system_prompt_file": reference}]}
+    try:
+        plan = org_plan(document=document, root=property_tree)
+    except InvalidPath:
+        return
+    except ApplicationError:
+        return  # e.g. an empty reference is a shape error
+    assert plan.nodes[0].fields["config"]["system_prompt"] == "inside"
