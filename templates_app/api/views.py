@@ -94,6 +94,7 @@ class OrgTemplateListView(GenericAPIView):
     permission_classes = [AdminAuth]
     serializer_class = OrgTemplateSerializer
     pagination_class = None
+    filter_backends: list = []
 
     @extend_schema(
         summary="List org templates (folders of ORG_TEMPLATES_DIR)",
