@@ -38,6 +38,7 @@ from workspaces.models import Workspace
 logger = logging.getLogger(__name__)
 
 ORG_FILE = "org.yaml"
+MAX_ORG_WORKSPACES = 10_000  # the same cap as a bundle
 ENV_REFERENCE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ORG_KEYS = {"name", "description", "defaults", "workspaces"}
 DEFAULT_KEYS = {"runtime", "tier", "plugins", "max_concurrent_tasks"}
@@ -365,6 +366,9 @@ def org_plan(*, document: Any, root: Path) -> OrgPlan:
     ]
     while stack:
         raw, parent_index, depth, label = stack.pop()
+        if len(nodes) >= MAX_ORG_WORKSPACES:
+            message = f"An org template may create at most {MAX_ORG_WORKSPACES} workspaces."
+            raise ApplicationError(message, details={"workspaces": [message]})
         if not check_keys(raw, NODE_KEYS, label, errors):
             continue
         template = None

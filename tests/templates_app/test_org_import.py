@@ -403,3 +403,13 @@ def test_property_file_reference_inside_or_refused(property_tree, segments):
     except ApplicationError:
         return  # e.g. an empty reference is a shape error
     assert plan.nodes[0].fields["config"]["system_prompt"] == "inside"
+
+
+def test_workspace_count_cap(as_admin, org_root, monkeypatch):
+    from templates_app import org
+
+    monkeypatch.setattr(org, "MAX_ORG_WORKSPACES", 10)
+    assert _import(as_admin, org_yaml=_flat_org(10)).status_code == 201
+    response = _import(as_admin, org_yaml=_flat_org(11))
+    assert response.status_code == 400 and "at most 10 workspaces" in response.json()["error"]
+    assert Workspace.objects.count() == 10
