@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "common",
     "workspaces",
     "tokens",
+    "approvals",
 ]
 
 MIDDLEWARE = [
@@ -200,6 +201,17 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # admin console. Apps add their periodic tasks below.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- Approvals ------------------------------------------------------------------------------------
+# How often Beat marks pending approvals past `expires_at` as expired (reads never wait for it).
+APPROVAL_SWEEP_SECONDS = env_int("APPROVAL_SWEEP_SECONDS", 60, minimum=1)
+# Notifying the requesting agent: retries on transient failures, with exponential backoff.
+APPROVAL_NOTIFY_MAX_RETRIES = env_int("APPROVAL_NOTIFY_MAX_RETRIES", 8, minimum=0)
+APPROVAL_NOTIFY_RETRY_SECONDS = env_int("APPROVAL_NOTIFY_RETRY_SECONDS", 30, minimum=0)
+CELERY_BEAT_SCHEDULE["approvals-expire-due"] = {
+    "task": "approvals.expire_due",
+    "schedule": float(APPROVAL_SWEEP_SECONDS),
+}
 
 # --- REST framework ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
