@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from approvals import services
 from approvals.models import Approval
+from tests.support.fake_http import FakeResponse
 
 
 def make_approval(workspace: Any, **kwargs: Any) -> Approval:
@@ -19,3 +21,18 @@ def make_approval(workspace: Any, **kwargs: Any) -> Approval:
 @pytest.fixture
 def approval(workspace) -> Approval:
     return make_approval(workspace, options=["now", "tonight"], metadata={"service": "api", "replicas": 3})
+
+
+def a2a_ok(request: Any) -> FakeResponse:
+    """A fake agent's successful JSON-RPC `message/send` answer to `request`."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": request.json()["id"],
+        "result": {
+            "kind": "message",
+            "role": "agent",
+            "messageId": "m",
+            "parts": [{"kind": "text", "text": "ok"}],
+        },
+    }
+    return FakeResponse(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
