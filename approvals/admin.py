@@ -136,17 +136,15 @@ class ApprovalAdmin(admin.ModelAdmin):
 
     # --- queue ordering: pending (not yet expired) first, then newest -----------------------------
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                pending_rank=Case(
-                    When(Q(status=ApprovalStatus.PENDING, expires_at__gt=Now()), then=Value(0)),
-                    default=Value(1),
-                    output_field=IntegerField(),
-                )
-            )
+        # Built here rather than through super(): the default applies the ordering before the
+        # annotation that the ordering needs exists.
+        rank = Case(
+            When(Q(status=ApprovalStatus.PENDING, expires_at__gt=Now()), then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
         )
+        queryset = self.model._default_manager.get_queryset().annotate(pending_rank=rank)
+        return queryset.order_by(*self.get_ordering(request))
 
     def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
         return ("pending_rank", "-created_at", "-id")
