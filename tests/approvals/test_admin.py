@@ -115,7 +115,12 @@ def test_detail_button_approves_through_the_service(console, approval):
     assert response.status_code == 200
     assert any("approved" in message for message in messages_of(response))
     row = Approval.objects.get(pk=approval.pk)
-    assert (row.status, row.decision_option, row.note, row.decided_by) == ("approved", "now", "ship it", "olivia")
+    assert (row.status, row.decision_option, row.note, row.decided_by) == (
+        "approved",
+        "now",
+        "ship it",
+        "olivia",
+    )
     assert ApprovalEvent.objects.get(approval=approval, kind="decided").actor == "olivia"
 
 
