@@ -249,7 +249,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX_TRIM": False,
     "SORT_OPERATIONS": False,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus.choices",
+    },
     "PREPROCESSING_HOOKS": ["common.schema.drop_trailing_slash_twins"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
 }

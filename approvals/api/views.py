@@ -37,6 +37,7 @@ class ApprovalListCreateView(WorkspaceScopedView):
         return selectors.approval_list(workspace=self.workspace)
 
     @extend_schema(
+        tags=["approvals"],
         summary="List the workspace's approvals",
         description="Newest first. `?status=` filters by the effective status.",
         responses={200: ApprovalSerializer(many=True), **ERRORS},
@@ -46,6 +47,7 @@ class ApprovalListCreateView(WorkspaceScopedView):
         return self.get_paginated_response(ApprovalSerializer(page, many=True).data)
 
     @extend_schema(
+        tags=["approvals"],
         summary="Request an approval",
         description="The agent asks a human; the approval starts `pending` and expires after "
         "`expires_in_seconds` (1 to 2,592,000; default 3600).",
@@ -65,7 +67,9 @@ class ApprovalDetailView(WorkspaceScopedView):
     serializer_class = ApprovalSerializer
 
     @extend_schema(
-        summary="Get an approval (agents poll this)", responses={200: ApprovalSerializer, **ERRORS}
+        tags=["approvals"],
+        summary="Get an approval (agents poll this)",
+        responses={200: ApprovalSerializer, **ERRORS},
     )
     def get(self, request: Request, workspace_id: Any, approval_id: Any) -> Response:
         approval = selectors.approval_get(workspace=self.workspace, approval_id=approval_id)
@@ -76,6 +80,7 @@ class ApprovalDecideView(WorkspaceScopedView):
     serializer_class = ApprovalSerializer
 
     @extend_schema(
+        tags=["approvals"],
         summary="Approve or reject an approval",
         description="Admin credentials or an operator token of the workspace; an agent token is a 403. "
         "Exactly one decision wins: later ones get 409 `already_decided`, and an approval past "
@@ -106,6 +111,7 @@ class PendingApprovalListView(GenericAPIView):
         return selectors.approval_pending_list()
 
     @extend_schema(
+        tags=["approvals"],
         summary="Pending approvals of every workspace (admin)",
         description="Oldest first, with `workspace_name`. Approvals past `expires_at` are not listed.",
         responses={200: PendingApprovalSerializer(many=True), 401: ErrorSerializer, 403: ErrorSerializer},
