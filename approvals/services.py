@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from approvals.models import Approval, ApprovalEvent, ApprovalEventKind, ApprovalStatus
+from approvals.models import NOTE_MAX_CHARS, Approval, ApprovalEvent, ApprovalEventKind, ApprovalStatus
 from common.errors import ApplicationError, Conflict, Forbidden
 from tokens.principal import Principal
 from workspaces.a2a import A2AError
@@ -110,6 +110,11 @@ def approval_decide(
         raise ApplicationError(
             "option must be one of the approval's options.",
             details={"option": [f"Must be one of: {', '.join(approval.options) or '(none offered)'}."]},
+        )
+    if note is not None and len(note) > NOTE_MAX_CHARS:
+        raise ApplicationError(
+            f"note must be at most {NOTE_MAX_CHARS} characters.",
+            details={"note": [f"At most {NOTE_MAX_CHARS} characters."]},
         )
     status = DECISIONS[decision]
     now = timezone.now()

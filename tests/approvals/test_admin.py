@@ -221,3 +221,19 @@ def test_admin_index_hides_the_count_from_staff_without_access(client, django_us
     client.force_login(user)
     html = client.get("/admin/").content.decode()
     assert 'id="pending-approvals"' not in html
+
+
+def test_deleting_a_workspace_in_the_console_removes_its_approvals(console, workspace, approval):
+    response = console.get(f"/admin/workspaces/workspace/{workspace.id}/delete/")
+    assert response.status_code == 200
+    assert "permission to delete" not in response.content.decode()
+    response = console.post(f"/admin/workspaces/workspace/{workspace.id}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Approval.objects.exists()
+    assert not ApprovalEvent.objects.exists()
+
+
+def test_detail_button_refuses_an_overlong_note(console, approval):
+    response = console.post(decide_url(approval), {"decision": "approve", "note": "n" * 2001}, follow=True)
+    assert messages_of(response) == ['"deploy to production": note must be at most 2000 characters.']
+    assert Approval.objects.get(pk=approval.pk).status == "pending"
