@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from approvals.models import NOTE_MAX_CHARS, Approval, ApprovalEvent, ApprovalEventKind, ApprovalStatus
-from common.errors import ApplicationError, Conflict, Forbidden
+from common.errors import ApplicationError, Conflict, Forbidden, NotFound
 from tokens.principal import Principal
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
@@ -125,7 +125,10 @@ def approval_decide(
         if won:
             _record(approval.pk, ApprovalEventKind.DECIDED, actor.name, {"status": status, "option": option})
             _enqueue_notification(approval.pk)
-    approval.refresh_from_db()
+    try:
+        approval.refresh_from_db()
+    except Approval.DoesNotExist:  # deleted with its workspace meanwhile
+        raise NotFound("Approval not found.") from None
     if not won:
         if approval.status in (ApprovalStatus.PENDING, ApprovalStatus.EXPIRED):
             raise ApprovalExpired()
