@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "common",
     "workspaces",
     "tokens",
+    "plugins_app",
 ]
 
 MIDDLEWARE = [
