@@ -11,6 +11,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -75,6 +76,7 @@ class PluginRegistryView(APIView):
     permission_classes = [PublicAccess]
 
     @extend_schema(
+        tags=["plugins"],
         summary="The plugin registry",
         parameters=[RUNTIME_PARAM, *REGISTRY_PAGE_PARAMS],
         responses={200: PluginSerializer(many=True), 400: ErrorSerializer},
@@ -88,7 +90,9 @@ class PluginSourcesView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [PublicAccess]
 
-    @extend_schema(summary="Supported install source schemes", responses={200: SourcesSerializer})
+    @extend_schema(
+        tags=["plugins"], summary="Supported install source schemes", responses={200: SourcesSerializer}
+    )
     def get(self, request: Request) -> Response:
         return Response({"schemes": sorted(SCHEMES)})
 
@@ -100,6 +104,7 @@ class InstalledPluginListView(WorkspaceScopedView):
     max_body_bytes = INSTALL_MAX_BODY_BYTES
 
     @extend_schema(
+        tags=["plugins"],
         summary="Plugins installed in the workspace",
         responses={200: InstalledPluginSerializer(many=True), **ERRORS},
     )
@@ -109,6 +114,7 @@ class InstalledPluginListView(WorkspaceScopedView):
         return self.get_paginated_response(InstalledPluginSerializer(page, many=True, context=context).data)
 
     @extend_schema(
+        tags=["plugins"],
         summary="Install a plugin",
         description=(
             "Validates the source and answers 202 `installing`; a Celery worker fetches it. "
@@ -130,9 +136,11 @@ class InstalledPluginListView(WorkspaceScopedView):
 
 
 class PluginAvailableView(WorkspaceScopedView):
+    queryset = InstalledPlugin.objects.none()  # for the schema's path parameter types
     serializer_class = PluginSerializer
 
     @extend_schema(
+        tags=["plugins"],
         summary="Registry plugins that support the workspace runtime",
         parameters=REGISTRY_PAGE_PARAMS,
         responses={200: PluginSerializer(many=True), **ERRORS},
@@ -142,9 +150,11 @@ class PluginAvailableView(WorkspaceScopedView):
 
 
 class PluginCompatibilityView(WorkspaceScopedView):
+    queryset = InstalledPlugin.objects.none()  # for the schema's path parameter types
     serializer_class = CompatibilitySerializer
 
     @extend_schema(
+        tags=["plugins"],
         summary="Which installed plugins support a runtime",
         parameters=[
             OpenApiParameter("runtime", OpenApiTypes.STR, required=True, description="Target runtime.")
@@ -161,31 +171,36 @@ class PluginCompatibilityView(WorkspaceScopedView):
 
 
 class InstalledPluginDetailView(WorkspaceScopedView):
+    queryset = InstalledPlugin.objects.none()  # for the schema's path parameter types
     serializer_class = InstalledPluginSerializer
 
-    @extend_schema(summary="Uninstall a plugin (files removed)", responses={204: None, **ERRORS})
+    @extend_schema(
+        tags=["plugins"], summary="Uninstall a plugin (files removed)", responses={204: None, **ERRORS}
+    )
     def delete(self, request: Request, workspace_id: Any, name: str) -> Response:
         services.plugin_uninstall(workspace=self.workspace, name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class _ArchiveRenderer(renderers.BaseRenderer):
-    """Lets clients ask for `application/gzip`; errors on this route are still JSON bodies."""
+class _AnyAccept(BaseContentNegotiation):
+    """The archive is the only success body; errors are always JSON, whatever `Accept` says."""
 
-    media_type = "application/gzip"
-    format = "tar.gz"
-    charset = None
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0] if parsers else None
 
-    def render(
-        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
-    ) -> bytes:
-        return renderers.JSONRenderer().render(data)
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> Any:
+        return renderers[0], renderers[0].media_type
 
 
 class PluginDownloadView(WorkspaceScopedView):
-    renderer_classes = [renderers.JSONRenderer, _ArchiveRenderer]
+    queryset = InstalledPlugin.objects.none()  # for the schema's path parameter types
+    renderer_classes = [renderers.JSONRenderer]
+    content_negotiation_class = _AnyAccept
 
     @extend_schema(
+        tags=["plugins"],
         summary="Download the installed tree as .tar.gz",
         description="Entries sit under one top folder named after the plugin. 404 unless `installed`.",
         responses={
