@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 DEFAULT_MAX_FILES = 10_000
 COPY_CHUNK = 64 * 1024
@@ -35,6 +36,16 @@ COPY_CHUNK = 64 * 1024
 _PER_ENTRY_OVERHEAD = 4096
 _FRAMING_SLACK = 1024 * 1024
 _ALLOWED_FILE_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE}
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
 
 
 class ArchiveError(Exception):
@@ -180,9 +191,7 @@ class _GunzipReader(io.RawIOBase):
             self._next_compressed()
 
 
-def _write_file(
-    source: io.BufferedReader | None, target: Path, size: int, stats: TreeStats, limits: Limits
-) -> None:
+def _write_file(source: _Readable | None, target: Path, size: int, stats: TreeStats, limits: Limits) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(target, flags, 0o644)
@@ -242,7 +251,7 @@ def extract_tar_gz(
     staging: Path,
     limits: Limits,
     strip_top_folder: bool,
-    hasher: hashlib._Hash | None = None,
+    hasher: Hasher | None = None,
 ) -> TreeStats:
     """Inspect and extract a gzipped tar stream into the existing, empty folder `staging`.
 
@@ -316,9 +325,7 @@ def _member_kind(member: tarfile.TarInfo) -> str:
     raise ArchiveError("archive member of an unsupported type")
 
 
-def copy_tree(
-    source: Path, *, staging: Path, limits: Limits, hasher: hashlib._Hash | None = None
-) -> TreeStats:
+def copy_tree(source: Path, *, staging: Path, limits: Limits, hasher: Hasher | None = None) -> TreeStats:
     """Copy a local folder into `staging` with the same rules as an archive.
 
     Symlinks (even inside the tree) and special files are refused rather than followed. The
@@ -349,7 +356,7 @@ def copy_tree(
                 raise ArchiveError(f"the tree is larger than {limits.max_bytes} bytes")
             hasher.update(b"F " + relative.as_posix().encode() + b" " + str(info.st_size).encode() + b"\n")
             before = stats.bytes
-            _write_file(_HashingReader(handle, hasher), target, info.st_size, stats, limits)  # type: ignore[arg-type]
+            _write_file(_HashingReader(handle, hasher), target, info.st_size, stats, limits)
             if stats.bytes - before != info.st_size:
                 raise ArchiveError("a file of the source changed while it was copied")
     if stats.entries == 0:
@@ -358,7 +365,7 @@ def copy_tree(
 
 
 class _HashingReader:
-    def __init__(self, handle: io.BufferedReader, hasher: hashlib._Hash) -> None:
+    def __init__(self, handle: _Readable, hasher: Hasher) -> None:
         self._handle = handle
         self._hasher = hasher
 

@@ -41,7 +41,7 @@ from typing import Literal
 
 from django.conf import settings
 
-from common.archive import ArchiveError, Limits, copy_tree, extract_tar_gz
+from common.archive import ArchiveError, Hasher, Limits, copy_tree, extract_tar_gz
 from common.errors import ApplicationError
 from common.http import HttpError, NetworkPolicy, http_request, open_stream
 
@@ -240,7 +240,7 @@ def github_resolve_sha(source: SourceSpec, *, deadline: float, bases: GithubBase
 
 
 def _github_extract(
-    source: SourceSpec, sha: str, *, staging: Path, limits: Limits, bases: GithubBases, hasher: hashlib._Hash
+    source: SourceSpec, sha: str, *, staging: Path, limits: Limits, bases: GithubBases, hasher: Hasher
 ) -> tuple[int, int]:
     url = f"{bases.archive}/{source.owner}/{source.repo}/tar.gz/{sha}"
     assert limits.deadline is not None

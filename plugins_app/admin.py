@@ -17,7 +17,7 @@ from plugins_app.models import InstalledPlugin, RegistryPlugin
 @admin.register(InstalledPlugin)
 class InstalledPluginAdmin(admin.ModelAdmin):
     list_display = ("name", "workspace", "status", "source", "resolved_ref", "installed_at", "short_error")
-    list_filter = ("status", "workspace__runtime")
+    list_filter = ("status", "workspace__runtime", ("workspace", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "source", "workspace__name", "=workspace__id")
     list_select_related = ("workspace",)
     ordering = ("workspace__name", "name")

@@ -129,18 +129,23 @@ def manifest_read(folder: Path, *, name: str) -> PluginManifest:
     return manifest_parse(raw, name=name)
 
 
+def registry_entry(root: Path, name: str) -> RegistryEntry | None:
+    """The plugin folder `root/name`, or None when it is not a valid plugin (logged)."""
+    child = root / name
+    if not _NAME.match(name) or child.is_symlink() or not child.is_dir():
+        return None
+    if not (child / MANIFEST_NAME).exists():
+        return None
+    try:
+        return RegistryEntry(manifest_read(child, name=name))
+    except ApplicationError as exc:
+        logger.warning("plugin registry: skipping %s: %s", name, exc.message)
+        return None
+
+
 def registry_scan(root: Path) -> list[RegistryEntry]:
     """Every valid plugin folder of `root`, by name. Invalid folders are skipped and logged."""
     if not root.is_dir():
         return []
-    entries: list[RegistryEntry] = []
-    for child in sorted(root.iterdir(), key=lambda path: path.name):
-        if not _NAME.match(child.name) or child.is_symlink() or not child.is_dir():
-            continue
-        if not (child / MANIFEST_NAME).exists():
-            continue
-        try:
-            entries.append(RegistryEntry(manifest_read(child, name=child.name)))
-        except ApplicationError as exc:
-            logger.warning("plugin registry: skipping %s: %s", child.name, exc.message)
-    return entries
+    found = (registry_entry(root, child.name) for child in sorted(root.iterdir(), key=lambda p: p.name))
+    return [entry for entry in found if entry is not None]

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from common.errors import NotFound
 from plugins_app.models import InstalledPlugin, PluginStatus
-from plugins_app.registry import RegistryEntry, registry_scan, supports_runtime
+from plugins_app.registry import RegistryEntry, registry_entry, registry_scan, supports_runtime
 from workspaces.models import Workspace
 
 
@@ -21,8 +21,9 @@ def registry_list(*, runtime: str | None = None) -> list[RegistryEntry]:
     return entries
 
 
-def registry_has(*, name: str) -> bool:
-    return any(entry.name == name for entry in registry_scan(Path(settings.PLUGINS_DIR)))
+def registry_get(*, name: str) -> RegistryEntry | None:
+    """One registry plugin by name (only its folder is read), or None if absent or invalid."""
+    return registry_entry(Path(settings.PLUGINS_DIR), name)
 
 
 def installed_plugin_list(*, workspace: Workspace) -> QuerySet[InstalledPlugin]:

@@ -29,7 +29,7 @@ from common.fetch import (
 )
 from plugins_app.models import InstalledPlugin, PluginStatus
 from plugins_app.registry import PluginManifest, manifest_read
-from plugins_app.selectors import plugin_storage_path, registry_has
+from plugins_app.selectors import plugin_storage_path, registry_get
 from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def plugin_install_request(
     """
     spec = parse_source(source)
     expected = normalize_sha256(sha256)
-    if spec.scheme == "local" and not registry_has(name=spec.name):
+    if spec.scheme == "local" and registry_get(name=spec.name) is None:
         raise ApplicationError(
             f"source: no plugin named {spec.name!r} in the registry.",
             details={"source": ["No such plugin in the registry."]},
