@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "workspaces",
     "tokens",
     "approvals",
+    "plugins_app",
 ]
 
 MIDDLEWARE = [
