@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "workspaces",
     "tokens",
     "templates_app",
+    "approvals",
+    "plugins_app",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +204,17 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
+# --- Approvals ------------------------------------------------------------------------------------
+# How often Beat marks pending approvals past `expires_at` as expired (reads never wait for it).
+APPROVAL_SWEEP_SECONDS = env_int("APPROVAL_SWEEP_SECONDS", 60, minimum=1)
+# Notifying the requesting agent: retries on transient failures, with exponential backoff.
+APPROVAL_NOTIFY_MAX_RETRIES = env_int("APPROVAL_NOTIFY_MAX_RETRIES", 8, minimum=0)
+APPROVAL_NOTIFY_RETRY_SECONDS = env_int("APPROVAL_NOTIFY_RETRY_SECONDS", 30, minimum=0)
+CELERY_BEAT_SCHEDULE["approvals-expire-due"] = {
+    "task": "approvals.expire_due",
+    "schedule": float(APPROVAL_SWEEP_SECONDS),
+}
+
 # --- REST framework ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -238,7 +251,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX_TRIM": False,
     "SORT_OPERATIONS": False,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus.choices",
+    },
     "PREPROCESSING_HOOKS": ["common.schema.drop_trailing_slash_twins"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
 }

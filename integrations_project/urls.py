@@ -23,6 +23,8 @@ urlpatterns = [
     path("", include("workspaces.urls")),
     path("", include("tokens.urls")),
     path("", include("templates_app.urls")),
+    path("", include("approvals.urls")),
+    path("", include("plugins_app.urls")),
 ]
 
 handler400 = "common.views.bad_request"

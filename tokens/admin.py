@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django import forms
@@ -11,8 +12,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from common.errors import NotFound
 from tokens import services
 from tokens.models import AdminToken, WorkspaceToken
+from tokens.principal import Principal
 
 
 class ActiveFilter(admin.SimpleListFilter):
@@ -49,8 +52,13 @@ class _TokenAdminBase(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+        """Through the same service as the API, one token at a time (`revoke` per subclass)."""
+        active = list(queryset.filter(revoked_at__isnull=True))
+        for token in active:
+            self.revoke(request, token)  # type: ignore[attr-defined]
+        skipped = queryset.count() - len(active)
+        note = f" ({skipped} already revoked)" if skipped else ""
+        self.message_user(request, f"Revoked {len(active)} token(s){note}.", messages.SUCCESS)
 
 
 @admin.register(WorkspaceToken)
@@ -61,6 +69,7 @@ class WorkspaceTokenAdmin(_TokenAdminBase):
         "workspace",
         "role",
         "active_display",
+        "created_by",
         "created_at",
         "last_used_at",
         "expires_at",
@@ -85,6 +94,14 @@ class WorkspaceTokenAdmin(_TokenAdminBase):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # minted through the API (or the admin API route), shown once there
+
+    def revoke(self, request: HttpRequest, token: WorkspaceToken) -> None:
+        with contextlib.suppress(NotFound):  # revoked meanwhile
+            services.workspace_token_revoke(
+                workspace=token.workspace,
+                token_id=token.pk,
+                actor=Principal(kind="staff", name=request.user.get_username()),
+            )
 
 
 class AdminTokenForm(forms.ModelForm):
@@ -117,6 +134,9 @@ class AdminTokenAdmin(_TokenAdminBase):
         "expires_at",
         "revoked_at",
     )
+
+    def revoke(self, request: HttpRequest, token: AdminToken) -> None:
+        services.admin_token_revoke(token=token)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from workspaces.models import Workspace, WorkspaceMemory, WorkspaceSecret
+from workspaces.models import AgentDelivery, Workspace, WorkspaceMemory, WorkspaceSecret, WorkspaceStatus
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The derived status (heartbeat age), as a filter: online, offline, never seen."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, label) for value, label in WorkspaceStatus.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        online_since = timezone.now() - timedelta(seconds=settings.WORKSPACE_ONLINE_SECONDS)
+        if self.value() == WorkspaceStatus.ONLINE:
+            return queryset.filter(last_heartbeat_at__gte=online_since)
+        if self.value() == WorkspaceStatus.OFFLINE:
+            return queryset.filter(last_heartbeat_at__lt=online_since)
+        if self.value() == WorkspaceStatus.UNKNOWN:
+            return queryset.filter(last_heartbeat_at__isnull=True)
+        return queryset
 
 
 class SecretForm(forms.ModelForm):
@@ -85,7 +108,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "last_heartbeat_at",
         "created_at",
     )
-    list_filter = ("runtime", "tier", ("parent", admin.RelatedOnlyFieldListFilter))
+    list_filter = (StatusFilter, "runtime", "tier", ("parent", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "role", "=id", "url")
     list_select_related = ("parent",)
     autocomplete_fields = ("parent",)
@@ -116,6 +139,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
     inlines = (SecretInline, MemoryInline, ChildInline)
+    # An agent url typed without a scheme is taken as https (and Django 6's default, no warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     date_hierarchy = "created_at"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
@@ -147,3 +172,21 @@ class WorkspaceMemoryAdmin(admin.ModelAdmin):
     list_select_related = ("workspace",)
     autocomplete_fields = ("workspace",)
     readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(AgentDelivery)
+class AgentDeliveryAdmin(admin.ModelAdmin):
+    """Prompts being delivered to agents right now (what makes a workspace busy); read-only."""
+
+    list_display = ("workspace", "source", "reference", "started_at")
+    list_filter = ("source", ("workspace", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("workspace__name", "reference")
+    list_select_related = ("workspace",)
+    readonly_fields = ("workspace", "source", "reference", "started_at")
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

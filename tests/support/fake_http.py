@@ -10,6 +10,7 @@ raw body) so tests can assert exactly what the service sent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -101,10 +102,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         self.send_header("Content-Length", str(len(chunks[0])))
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up
             self.wfile.write(chunks[0])
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout tests)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
 

@@ -1,0 +1,450 @@
+"""Safe extraction of untrusted gzipped tar streams (plugin and template archives).
+
+Python's `tarfile` extraction filters are not enough on their own (3.11 may lack them, and they
+do not bound size or file counts), so nothing here calls `extract()`. Every member header is
+inspected before a single byte of it is written:
+
+- only regular files and directories are accepted; symlinks, hardlinks, devices, FIFOs, sparse
+  files and any other type are refused;
+- names must be relative, without `..`, NUL or backslashes;
+- files and bytes are counted while streaming (the declared size is checked before writing, the
+  written size while writing), and the decompressed stream itself is capped, so a gzip bomb
+  stops after at most the cap instead of after inflating;
+- files are created with `O_EXCL` inside a staging folder that this module owns, with fixed
+  permissions (0644 / 0755): no owner, mode or mtime from the archive is honoured.
+
+The caller owns the staging folder and removes it on failure (see `common.fetch`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import tarfile
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+DEFAULT_MAX_FILES = 10_000
+COPY_CHUNK = 64 * 1024
+# Tar framing per entry: a 512-byte header, padding to 512, and possibly pax/long-name headers.
+_PER_ENTRY_OVERHEAD = 4096
+_FRAMING_SLACK = 1024 * 1024
+_ALLOWED_FILE_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE}
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+class ArchiveError(Exception):
+    """The archive or tree was refused; `reason` is short and safe to store and show."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass
+class TreeStats:
+    """What was written into the staging folder."""
+
+    files: int = 0
+    directories: int = 0
+    bytes: int = 0
+
+    @property
+    def entries(self) -> int:
+        return self.files + self.directories
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds for one tree: entries (files and folders), total file bytes, and a deadline."""
+
+    max_files: int
+    max_bytes: int
+    deadline: float | None = None  # time.monotonic() value
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ArchiveError("the fetch exceeded its time limit")
+
+
+_META_TYPES = {
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+}
+_MAX_META_BYTES = 64 * 1024
+
+
+class _GuardedTarInfo(tarfile.TarInfo):
+    """Refuses oversized pax / long-name headers and GNU sparse members before `tarfile` reads
+    their payload into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _META_TYPES and self.size > _MAX_META_BYTES:
+            raise ArchiveError("archive member with an oversized extended header")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise ArchiveError("archive member of an unsupported type")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
+def safe_member_path(name: str) -> PurePosixPath:
+    """A relative, normalised path for an archive member name, or `ArchiveError`."""
+    if not name or "\x00" in name or "\\" in name:
+        raise ArchiveError("archive member with an invalid name")
+    if name.startswith("/"):
+        raise ArchiveError("archive member with an absolute path")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if any(part == ".." for part in parts):
+        raise ArchiveError("archive member with '..' in its path")
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+class _GunzipReader(io.RawIOBase):
+    """A readable stream that inflates gzip chunks lazily and caps the inflated size.
+
+    The compressed bytes pass through `on_compressed` (the caller hashes them); the inflated
+    output never exceeds `max_output` bytes, whatever the compression ratio.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        *,
+        max_output: int,
+        on_compressed: Callable[[bytes], None],
+        limits: Limits,
+    ) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._max_output = max_output
+        self._on_compressed = on_compressed
+        self._limits = limits
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""  # compressed input not yet inflated
+        self._output = 0
+        self._source_done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_compressed(self) -> bytes:
+        self._limits.check_deadline()
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self._source_done = True
+            return b""
+        self._on_compressed(chunk)
+        return chunk
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        wanted = len(buffer)
+        while True:
+            if self._inflater.eof:
+                rest = self._inflater.unused_data + self._pending
+                if not rest.strip(b"\x00"):
+                    self._pending = b""
+                    return 0  # end of the gzip stream (trailing zero padding is tolerated)
+                # Concatenated gzip members are valid gzip; start a new member.
+                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._pending = rest
+            if not self._pending and not self._inflater.unconsumed_tail:
+                if self._source_done:
+                    if self._output == 0:
+                        raise ArchiveError("the archive is empty")
+                    raise ArchiveError("the archive is truncated")
+                self._pending = self._next_compressed()
+                continue
+            data = self._inflater.unconsumed_tail or self._pending
+            self._pending = b"" if not self._inflater.unconsumed_tail else self._pending
+            try:
+                out = self._inflater.decompress(data, wanted)
+            except zlib.error:
+                raise ArchiveError("the archive is not valid gzip") from None
+            if out:
+                self._output += len(out)
+                if self._output > self._max_output:
+                    raise ArchiveError("the archive inflates beyond the size limit")
+                buffer[: len(out)] = out
+                return len(out)
+
+    def drain(self) -> None:
+        """Pull (and hash) the rest of the compressed stream without inflating it."""
+        while not self._source_done:
+            self._next_compressed()
+
+
+def _write_file(source: _Readable | None, target: Path, size: int, stats: TreeStats, limits: Limits) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(target, flags, 0o644)
+    except FileExistsError:
+        raise ArchiveError("archive member appears twice") from None
+    except OSError:
+        raise ArchiveError("archive member could not be written") from None
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        while source is not None and written < size:
+            limits.check_deadline()
+            block = source.read(min(COPY_CHUNK, size - written))
+            if not block:
+                raise ArchiveError("the archive is truncated")
+            written += len(block)
+            stats.bytes += len(block)
+            if stats.bytes > limits.max_bytes:
+                raise ArchiveError(f"the tree is larger than {limits.max_bytes} bytes")
+            out.write(block)
+    if written != size:
+        raise ArchiveError("the archive is truncated")
+
+
+def _make_dir(target: Path) -> None:
+    try:
+        target.mkdir(mode=0o755)
+    except FileExistsError:
+        if target.is_symlink() or not target.is_dir():
+            raise ArchiveError("archive member conflicts with another member") from None
+    except OSError:
+        raise ArchiveError("archive member could not be written") from None
+
+
+def _ensure_parents(staging: Path, relative: PurePosixPath, stats: TreeStats, limits: Limits) -> None:
+    current = staging
+    for part in relative.parts[:-1]:
+        current = current / part
+        if not current.exists():
+            _count_entry(stats, limits, directory=True)
+            _make_dir(current)
+        elif current.is_symlink() or not current.is_dir():
+            raise ArchiveError("archive member conflicts with another member")
+
+
+def _count_entry(stats: TreeStats, limits: Limits, *, directory: bool) -> None:
+    if directory:
+        stats.directories += 1
+    else:
+        stats.files += 1
+    if stats.entries > limits.max_files:
+        raise ArchiveError(f"the tree has more than {limits.max_files} entries")
+
+
+def extract_tar_gz(
+    chunks: Iterable[bytes],
+    *,
+    staging: Path,
+    limits: Limits,
+    strip_top_folder: bool,
+    hasher: Hasher | None = None,
+) -> TreeStats:
+    """Inspect and extract a gzipped tar stream into the existing, empty folder `staging`.
+
+    With `strip_top_folder`, every member must sit under one common top folder (as GitHub
+    serves repository archives), which is removed from the paths. `hasher` receives every
+    compressed byte, including any after the end of the tar (the whole archive is read).
+    """
+    hasher = hasher if hasher is not None else hashlib.sha256()
+    stats = TreeStats()
+    reader = _GunzipReader(
+        iter(chunks),
+        max_output=limits.max_bytes + (limits.max_files + 2) * _PER_ENTRY_OVERHEAD + _FRAMING_SLACK,
+        on_compressed=hasher.update,
+        limits=limits,
+    )
+    buffered = io.BufferedReader(reader, buffer_size=COPY_CHUNK)
+    top: str | None = None
+    try:
+        with tarfile.open(fileobj=buffered, mode="r|", tarinfo=_GuardedTarInfo) as archive:
+            for member in archive:
+                limits.check_deadline()
+                relative = safe_member_path(member.name)
+                kind = _member_kind(member)
+                if strip_top_folder:
+                    if relative == PurePosixPath("."):
+                        raise ArchiveError("the archive does not have a single top folder")
+                    head = relative.parts[0]
+                    if top is None:
+                        top = head
+                    elif head != top:
+                        raise ArchiveError("the archive does not have a single top folder")
+                    relative = PurePosixPath(*relative.parts[1:]) if len(relative.parts) > 1 else None
+                    if relative is None:
+                        if kind != "dir":
+                            raise ArchiveError("the archive does not have a single top folder")
+                        continue
+                if relative == PurePosixPath("."):
+                    continue  # the archive root itself
+                _ensure_parents(staging, relative, stats, limits)
+                target = staging.joinpath(*relative.parts)
+                if kind == "dir":
+                    if not target.exists():
+                        _count_entry(stats, limits, directory=True)
+                    _make_dir(target)
+                    continue
+                _count_entry(stats, limits, directory=False)
+                if stats.bytes + member.size > limits.max_bytes:
+                    raise ArchiveError(f"the tree is larger than {limits.max_bytes} bytes")
+                _write_file(archive.extractfile(member), target, member.size, stats, limits)
+        reader.drain()
+    except ArchiveError:
+        raise
+    except (tarfile.TarError, EOFError):
+        raise ArchiveError("the archive is not a valid tar.gz") from None
+    if stats.entries == 0:
+        raise ArchiveError("the archive is empty")
+    return stats
+
+
+def _member_kind(member: tarfile.TarInfo) -> str:
+    if member.type == tarfile.DIRTYPE:
+        return "dir"
+    if member.type in _ALLOWED_FILE_TYPES and not member.issparse():
+        return "file"
+    if member.issym() or member.islnk():
+        raise ArchiveError("archive member is a link")
+    if member.ischr() or member.isblk():
+        raise ArchiveError("archive member is a device")
+    if member.isfifo():
+        raise ArchiveError("archive member is a FIFO")
+    raise ArchiveError("archive member of an unsupported type")
+
+
+def copy_tree(source: Path, *, staging: Path, limits: Limits, hasher: Hasher | None = None) -> TreeStats:
+    """Copy a local folder into `staging` with the same rules as an archive.
+
+    Symlinks (even inside the tree) and special files are refused rather than followed. The
+    `hasher` receives a canonical serialisation of the tree (see `tree_digest_records`).
+    """
+    hasher = hasher if hasher is not None else hashlib.sha256()
+    stats = TreeStats()
+    if source.is_symlink() or not source.is_dir():
+        raise ArchiveError("the source is not a folder")
+    for relative, kind in _walk_sorted(source, limits):
+        target = staging.joinpath(*relative.parts)
+        if kind == "dir":
+            _count_entry(stats, limits, directory=True)
+            _make_dir(target)
+            hasher.update(b"D " + relative.as_posix().encode() + b"\n")
+            continue
+        _count_entry(stats, limits, directory=False)
+        path = source.joinpath(*relative.parts)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            raise ArchiveError("a file of the source could not be read") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ArchiveError("the source holds a special file")
+            if stats.bytes + info.st_size > limits.max_bytes:
+                raise ArchiveError(f"the tree is larger than {limits.max_bytes} bytes")
+            hasher.update(b"F " + relative.as_posix().encode() + b" " + str(info.st_size).encode() + b"\n")
+            before = stats.bytes
+            _write_file(_HashingReader(handle, hasher), target, info.st_size, stats, limits)
+            if stats.bytes - before != info.st_size:
+                raise ArchiveError("a file of the source changed while it was copied")
+    if stats.entries == 0:
+        raise ArchiveError("the source folder is empty")
+    return stats
+
+
+class _HashingReader:
+    def __init__(self, handle: _Readable, hasher: Hasher) -> None:
+        self._handle = handle
+        self._hasher = hasher
+
+    def read(self, size: int) -> bytes:
+        block = self._handle.read(size)
+        self._hasher.update(block)
+        return block
+
+
+def _walk_sorted(root: Path, limits: Limits) -> Iterator[tuple[PurePosixPath, str]]:
+    """Entries of `root` in a stable order (a folder before its content), refusing links."""
+    stack: list[tuple[Path, PurePosixPath]] = [(root, PurePosixPath())]
+    seen = 0
+    while stack:
+        folder, relative = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            raise ArchiveError("a folder of the source could not be read") from None
+        subfolders: list[tuple[Path, PurePosixPath]] = []
+        for entry in entries:
+            limits.check_deadline()
+            seen += 1
+            if seen > limits.max_files:
+                raise ArchiveError(f"the tree has more than {limits.max_files} entries")
+            child = relative / entry.name
+            if entry.is_symlink():
+                raise ArchiveError("the source holds a link")
+            if entry.is_dir(follow_symlinks=False):
+                yield child, "dir"
+                subfolders.append((Path(entry.path), child))
+            elif entry.is_file(follow_symlinks=False):
+                yield child, "file"
+            else:
+                raise ArchiveError("the source holds a special file")
+        stack.extend(reversed(subfolders))
+
+
+def tar_gz_stream(root: Path, *, top_folder: str, compresslevel: int = 6) -> Iterator[bytes]:
+    """Stream `root` as a gzipped tar under `top_folder/`, block by block (never whole in memory).
+
+    Entries get fixed owner, mode and mtime so the archive depends only on names and contents.
+    """
+    compressor = zlib.compressobj(compresslevel, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    unbounded = Limits(max_files=10**9, max_bytes=10**15)
+
+    def header(name: str, *, directory: bool, size: int = 0) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+        info.mode = 0o755 if directory else 0o644
+        info.size = 0 if directory else size
+        info.mtime = 0
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+    def emit(data: bytes) -> Iterator[bytes]:
+        out = compressor.compress(data)
+        if out:
+            yield out
+
+    yield from emit(header(top_folder, directory=True))
+    for relative, kind in _walk_sorted(root, unbounded):
+        name = f"{top_folder}/{relative.as_posix()}"
+        if kind == "dir":
+            yield from emit(header(name, directory=True))
+            continue
+        with root.joinpath(*relative.parts).open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            yield from emit(header(name, directory=False, size=size))
+            sent = 0
+            while sent < size:
+                block = handle.read(min(COPY_CHUNK, size - sent))
+                if not block:
+                    raise ArchiveError("a file changed while it was archived")
+                sent += len(block)
+                yield from emit(block)
+            remainder = size % tarfile.BLOCKSIZE
+            if remainder:
+                yield from emit(b"\0" * (tarfile.BLOCKSIZE - remainder))
+    yield from emit(b"\0" * (2 * tarfile.BLOCKSIZE))
+    yield compressor.flush()
