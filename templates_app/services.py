@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.errors import ApplicationError, Conflict
+from common.fetch import FetchError, parse_source, remove_stale_staging, stage_tree
+from common.safe_yaml import MAX_YAML_BYTES
 from templates_app.bundles import BundleImportResult, bundle_import
-from templates_app.folders import TemplateData, local_template_folder, template_read_folder
+from templates_app.folders import (
+    MAX_TEMPLATE_FILES,
+    MAX_TEMPLATE_FILES_BYTES,
+    TemplateData,
+    local_template_folder,
+    template_read_folder,
+)
 from templates_app.models import (
     BundleImportJob,
     JobStatus,
@@ -39,9 +46,6 @@ __all__ = [
     "template_store",
     "template_sync_dir",
 ]
-
-LOCAL_SOURCE = re.compile(r"^local://([a-z0-9][a-z0-9._-]{0,127})$")
-GITHUB_SOURCE = re.compile(r"^github://([A-Za-z0-9_.-]{1,100})/([A-Za-z0-9_.-]{1,100})(?:#([^\s#]{1,255}))?$")
 
 
 @transaction.atomic
@@ -102,13 +106,8 @@ def template_sync_dir(*, root: Path | None = None) -> SyncReport:
 
 
 def template_source_check(source: Any) -> str:
-    """`local://<dir>` or `github://owner/repo[#ref]`, else 400."""
-    if isinstance(source, str) and (LOCAL_SOURCE.match(source) or GITHUB_SOURCE.match(source)):
-        return source
-    raise ApplicationError(
-        "source must be local://<dir> or github://owner/repo[#ref].",
-        details={"source": ["Must be local://<dir> or github://owner/repo[#ref]."]},
-    )
+    """`local://<dir>` or `github://owner/repo[#ref]` (the fetch pipeline's grammar), else 400."""
+    return str(parse_source(source))
 
 
 def template_import_job_create(
@@ -126,13 +125,32 @@ def template_import_job_create(
 
 
 def _fetch_and_read(source: str) -> tuple[TemplateData, str]:
-    """The template data of a source, and the source as recorded (github: pinned to the sha)."""
-    local = LOCAL_SOURCE.match(source)
-    if local:
-        root = Path(settings.TEMPLATES_DIR)
-        folder = local_template_folder(root=root, name=local.group(1))
-        return template_read_folder(folder=folder, slug=local.group(1)), source
-    raise ApplicationError("github:// template sources are not available yet.", code="not_supported")
+    """Fetch through the shared pipeline into a staging folder, read it, and drop the folder.
+
+    Returns the template data and the source as recorded (github: pinned to the commit sha).
+    """
+    spec = parse_source(source)
+    staging_parent = Path(settings.VAR_DIR) / "template-staging"
+    # Staging folders left by a worker killed mid-fetch are swept before each fetch.
+    remove_stale_staging(staging_parent, older_than_seconds=2 * settings.PLUGIN_FETCH_TIMEOUT_SECONDS)
+    try:
+        with stage_tree(
+            source=spec,
+            local_base=Path(settings.TEMPLATES_DIR),
+            staging_parent=staging_parent,
+            max_bytes=MAX_TEMPLATE_FILES_BYTES + MAX_YAML_BYTES,
+            max_files=MAX_TEMPLATE_FILES + 1,
+            timeout=settings.PLUGIN_FETCH_TIMEOUT_SECONDS,
+        ) as staged:
+            data = template_read_folder(folder=staged.path, slug=spec.name)
+            resolved = staged.result.resolved_ref
+    except FetchError as exc:
+        raise ApplicationError(
+            f"The template could not be fetched: {exc.reason}", code="fetch_failed"
+        ) from None
+    if spec.scheme == "github":
+        return data, f"github://{spec.owner}/{spec.repo}#{resolved}"
+    return data, str(spec)
 
 
 def template_import_job_run(*, job_id: Any) -> TemplateImportJob:

@@ -189,7 +189,7 @@ def test_import_unknown_local_folder_fails_the_job(as_admin, templates_root):
     job = as_admin.post("/templates/import", {"source": "local://missing"}, format="json").json()
     run_template_import.run(job["id"])
     failed = as_admin.get(f"/templates/imports/{job['id']}").json()
-    assert failed["status"] == "failed" and failed["code"] == "invalid_request"
+    assert failed["status"] == "failed" and failed["code"] == "fetch_failed"
 
 
 def test_unknown_job_is_404(as_admin):
