@@ -35,7 +35,12 @@ def test_same_update_three_times_is_stored_once(client, workspace, django_captur
     assert ChannelMessage.objects.filter(channel=channel).count() == 1
     assert len(callbacks) == 1  # one processing task, so one agent request
     message = ChannelMessage.objects.get()
-    assert (message.status, message.text, message.chat_id, message.sender_id) == ("received", "once", "42", "7")
+    assert (message.status, message.text, message.chat_id, message.sender_id) == (
+        "received",
+        "once",
+        "42",
+        "7",
+    )
     assert message.platform_event_id == "500"
 
 
@@ -111,13 +116,21 @@ def test_slack_fan_out_and_dedupe(client, workspace, other_workspace):
     second = slack_channel(other_workspace)
     body = slack_message_event("Ev1", channel="C111")
     for _ in range(2):
-        response = client.post("/webhooks/slack", data=body, content_type="application/json", **slack_headers(body))
+        response = client.post(
+            "/webhooks/slack", data=body, content_type="application/json", **slack_headers(body)
+        )
         assert response.status_code == 200
     assert {m.channel_id for m in ChannelMessage.objects.all()} == {first.pk, second.pk}
     bot_echo = json.dumps(
-        {"type": "event_callback", "event_id": "Ev2", "event": {"type": "message", "bot_id": "B1", "text": "x"}}
+        {
+            "type": "event_callback",
+            "event_id": "Ev2",
+            "event": {"type": "message", "bot_id": "B1", "text": "x"},
+        }
     ).encode()
-    response = client.post("/webhooks/slack", data=bot_echo, content_type="application/json", **slack_headers(bot_echo))
+    response = client.post(
+        "/webhooks/slack", data=bot_echo, content_type="application/json", **slack_headers(bot_echo)
+    )
     assert response.json()["status"] == "ignored"
 
 
@@ -173,7 +186,12 @@ def test_allowlist_blocks_a_stranger(client, workspace, echo_agent):
     services.message_process_inbound(message_id=friend.pk)
     assert [m["parts"][0]["text"] for m in echo_agent.received] == ["let me in"]
     reply = ChannelMessage.objects.get(reply_to=friend)
-    assert (reply.direction, reply.status, reply.chat_id, reply.text) == ("outbound", "queued", "42", "let me in")
+    assert (reply.direction, reply.status, reply.chat_id, reply.text) == (
+        "outbound",
+        "queued",
+        "42",
+        "let me in",
+    )
     # Processing again does not call the agent twice.
     services.message_process_inbound(message_id=friend.pk)
     assert len(echo_agent.received) == 1
