@@ -8,8 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from channels_app.adapters import PLATFORMS
-from channels_app.models import Channel, ChannelMessage
+from channels_app.models import Channel, ChannelMessage, Platform
 from channels_app.services import inbound_url, masked_config
 from common.serializers import StrictSerializer
 
@@ -69,7 +68,7 @@ class _AllowlistField(serializers.JSONField):
 
 
 class ChannelCreateSerializer(StrictSerializer):
-    platform = serializers.ChoiceField(choices=PLATFORMS)
+    platform = serializers.ChoiceField(choices=Platform.choices)
     config = _JsonObjectField()
     allowlist = _AllowlistField(required=False, default=list)
     enabled = serializers.BooleanField(required=False, default=True)
@@ -119,7 +118,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class DiscoverSerializer(StrictSerializer):
-    platform = serializers.ChoiceField(choices=PLATFORMS)
+    platform = serializers.ChoiceField(choices=Platform.choices)
     bot_token = serializers.CharField(max_length=500)
 
 
