@@ -45,43 +45,71 @@ def _parse_uuid(value: str) -> UUID | None:
         return None
 
 
-def webhook_candidates(*, platform: str, headers: Mapping[str, str], channel_id: str | None) -> list[Channel]:
-    """Channels an inbound request may belong to, to be verified in turn (first match wins).
+def webhook_channels(
+    *, platform: str, headers: Mapping[str, str], channel_id: str | None
+) -> tuple[list[Channel], list[Channel]]:
+    """In one query: the channels an inbound request may belong to (to be verified in turn, first
+    match wins), and the pool of enabled channels sharing their credentials (for fan-out).
 
     The `channel` query parameter names one directly. Without it: telegram's secret header
     selects by its keyed hash; discord, slack and lark try each enabled channel of the platform,
     one per distinct credential, since only verification can tell them apart.
     """
+    # The two hot shapes are written as one SQL statement each (they run on every webhook).
+    table = Channel._meta.db_table
     if channel_id is not None:
         pk = _parse_uuid(channel_id)
-        return list(Channel.objects.filter(pk=pk, platform=platform)) if pk else []
-    queryset = Channel.objects.filter(platform=platform, enabled=True).order_by("created_at", "id")
+        if pk is None:
+            return [], []
+        rows = list(
+            Channel.objects.raw(
+                f"SELECT * FROM {table} WHERE platform = %s AND (id = %s OR "  # noqa: S608
+                f"(enabled AND credential_key <> '' AND credential_key = "
+                f"(SELECT credential_key FROM {table} WHERE id = %s))) "
+                "ORDER BY created_at, id",
+                [platform, pk, pk],
+            )
+        )
+        return [c for c in rows if c.pk == pk], rows
     if platform == "telegram":
         secret = headers.get("X-Telegram-Bot-Api-Secret-Token") or ""
         if not secret:
-            return []
-        return list(queryset.filter(lookup_key=credential_digest(platform, secret)))
+            return [], []
+        digest = credential_digest(platform, secret)
+        rows = list(
+            Channel.objects.raw(
+                f"SELECT * FROM {table} WHERE platform = %s AND enabled AND (lookup_key = %s OR "  # noqa: S608
+                f"(credential_key <> '' AND credential_key IN (SELECT credential_key FROM {table} "
+                "WHERE platform = %s AND enabled AND lookup_key = %s))) ORDER BY created_at, id",
+                [platform, digest, platform, digest],
+            )
+        )
+        return [c for c in rows if c.lookup_key == digest], rows
+    enabled = Channel.objects.filter(platform=platform, enabled=True)
+    rows = list(enabled.order_by("created_at", "id"))
     seen: set[str] = set()
     candidates = []
-    for channel in queryset:
-        key = channel.lookup_key or channel.credential_key or str(channel.pk)
+    for channel in rows:
+        key = channel.credential_key or str(channel.pk)
         if key not in seen:
             seen.add(key)
             candidates.append(channel)
-    return candidates
+    return candidates, rows
 
 
-def fanout_targets(*, channel: Channel, chat_id: str) -> list[Channel]:
-    """Every enabled channel sharing `channel`'s credentials whose chat filter takes `chat_id`."""
+def fanout_targets(*, channel: Channel, chat_id: str, pool: list[Channel]) -> list[Channel]:
+    """Every enabled channel of `pool` sharing `channel`'s credentials whose chat filter takes
+    `chat_id` (an empty filter takes every chat); `channel` itself first when enabled."""
     adapter = get_adapter(channel.platform)
     assert adapter is not None
     group: list[Channel] = [channel] if channel.enabled else []
     if channel.credential_key:
-        group += list(
-            Channel.objects.filter(
-                platform=channel.platform, credential_key=channel.credential_key, enabled=True
-            )
-            .exclude(pk=channel.pk)
-            .order_by("created_at", "id")
-        )
+        group += [
+            c
+            for c in pool
+            if c.pk != channel.pk
+            and c.enabled
+            and c.platform == channel.platform
+            and c.credential_key == channel.credential_key
+        ]
     return [c for c in group if adapter.chat_matches(c.public_config, chat_id)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -418,7 +418,8 @@ def webhook_receive(
     adapter = _adapter(platform)
     matched: Channel | None = None
     verified: Any = None
-    for candidate in selectors.webhook_candidates(platform=platform, headers=headers, channel_id=channel_id):
+    candidates, pool = selectors.webhook_channels(platform=platform, headers=headers, channel_id=channel_id)
+    for candidate in candidates:
         verified = adapter.verify(candidate.config, body, headers)
         if verified:
             matched = candidate
@@ -433,7 +434,7 @@ def webhook_receive(
         return WebhookAnswer(200, event.response)
     if event.kind != "message" or not matched.enabled:
         return WebhookAnswer(200, event.response or adapter.ignored(event))
-    targets = selectors.fanout_targets(channel=matched, chat_id=event.chat_id)
+    targets = selectors.fanout_targets(channel=matched, chat_id=event.chat_id, pool=pool)
     if not targets:
         return WebhookAnswer(200, adapter.ignored(event))
     created = _store_inbound(targets, event)
@@ -445,9 +446,10 @@ def webhook_receive(
 def _store_inbound(targets: list[Channel], event: InboundEvent) -> list[str]:
     """Insert one `received` row per target, skipping (channel, event id) pairs already stored.
 
-    One INSERT … ON CONFLICT DO NOTHING, then one SELECT to learn which rows are new: a
-    concurrent duplicate waits on the unique index and inserts nothing.
+    One statement, INSERT … ON CONFLICT DO NOTHING RETURNING id, in autocommit: the ids returned
+    are the new rows, and a concurrent duplicate waits on the unique index and inserts nothing.
     """
+    now = timezone.now()
     rows = [
         ChannelMessage(
             channel=channel,
@@ -458,13 +460,33 @@ def _store_inbound(targets: list[Channel], event: InboundEvent) -> list[str]:
             status=MessageStatus.RECEIVED,
             platform_event_id=event.event_id[:200],
             meta=event.meta,
+            created_at=now,
+            updated_at=now,
         )
         for channel in targets
     ]
-    with transaction.atomic():
-        ChannelMessage.objects.bulk_create(rows, ignore_conflicts=True)
-        ids = [row.pk for row in rows]
-        return [str(pk) for pk in ChannelMessage.objects.filter(pk__in=ids).values_list("pk", flat=True)]
+    return _insert_ignoring_duplicates(rows)
+
+
+def _insert_ignoring_duplicates(rows: list[ChannelMessage]) -> list[str]:
+    meta = ChannelMessage._meta
+    connection = connections[router.db_for_write(ChannelMessage)]
+    fields = list(meta.concrete_fields)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for row in rows:
+        params.extend(f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields)
+    # Identifiers come from the model's meta, values are bound parameters.
+    values = ", ".join([placeholders] * len(rows))
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [str(meta.pk.to_python(value)) for (value,) in cursor.fetchall()]
 
 
 def _allowed(channel: Channel, message: ChannelMessage) -> bool:
