@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -28,7 +29,7 @@ from channels_app.api.serializers import (
 )
 from channels_app.filters import MessageFilter
 from channels_app.models import Channel, ChannelMessage
-from common.errors import NotFound, PayloadTooLarge
+from common.errors import ApplicationError, NotFound, PayloadTooLarge, error_response
 from common.serializers import ErrorSerializer
 from tokens.permissions import AdminAuth, PublicAccess
 from workspaces.api.base import WorkspaceScopedView
@@ -167,11 +168,45 @@ class ChannelMessageListView(_ChannelView):
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 
 
+def _webhook(request: HttpRequest, platform: str) -> HttpResponseBase:
+    if get_adapter(platform) is None:
+        raise NotFound()
+    body = request.body
+    if len(body) > WebhookView.max_body_bytes:
+        raise PayloadTooLarge()
+    answer = services.webhook_receive(
+        platform=platform, body=body, headers=request.headers, channel_id=request.GET.get("channel")
+    )
+    return JsonResponse(answer.body, status=answer.status)
+
+
 class WebhookView(APIView):
-    """Inbound platform events: authenticated by the platform's signature, not by a token."""
+    """Inbound platform events: authenticated by the platform's signature, not by a token.
+
+    Declared as a DRF view for routing and the OpenAPI schema, but a POST is served by a plain
+    Django function (no DRF request wrapping or content negotiation): this is the hottest path
+    of the service, and it needs only the raw bytes and the headers.
+    """
 
     permission_classes = [PublicAccess]
     authentication_classes: list[Any] = []
+    max_body_bytes = 1024 * 1024
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        drf_view = super().as_view(**initkwargs)
+
+        def view(request: HttpRequest, platform: str) -> HttpResponseBase:
+            if request.method != "POST":
+                return drf_view(request, platform=platform)  # DRF answers 405 in the usual shape
+            try:
+                return _webhook(request, platform)
+            except ApplicationError as exc:
+                return error_response(exc.message, exc.code, exc.status_code, exc.details)
+
+        view.cls = drf_view.cls  # type: ignore[attr-defined]
+        view.initkwargs = drf_view.initkwargs  # type: ignore[attr-defined]
+        return csrf_exempt(view)
 
     @extend_schema(
         summary="Incoming platform events",
@@ -183,23 +218,11 @@ class WebhookView(APIView):
         request=OpenApiTypes.OBJECT,
         responses={
             200: OpenApiTypes.OBJECT,
+            400: ErrorSerializer,
             401: ErrorSerializer,
             404: ErrorSerializer,
             413: ErrorSerializer,
         },
     )
     def post(self, request: Request, platform: str) -> HttpResponseBase:
-        if get_adapter(platform) is None:
-            raise NotFound()
-        body = request._request.body
-        if len(body) > self.max_body_bytes:
-            raise PayloadTooLarge()
-        answer = services.webhook_receive(
-            platform=platform,
-            body=body,
-            headers=request._request.headers,
-            channel_id=request._request.GET.get("channel"),
-        )
-        return JsonResponse(answer.body, status=answer.status)
-
-    max_body_bytes = 1024 * 1024
+        return _webhook(request._request, platform)

@@ -235,3 +235,9 @@ def test_reply_outcome_decides_the_inbound_status(client, workspace, echo_agent,
     message.refresh_from_db()
     assert message.status == "delivered"
     assert fake_http.requests[-1].json() == {"chat_id": "42", "text": "ping"}
+
+
+def test_webhook_other_methods_are_405(client):
+    response = client.get("/webhooks/telegram")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
