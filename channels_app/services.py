@@ -7,12 +7,15 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import CeleryError
 from django.conf import settings
 from django.db import connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from channels_app import selectors
 from channels_app.adapters import ADAPTERS, get_adapter
@@ -313,7 +316,7 @@ def channel_send(*, channel: Channel, text: str, chat_id: str | None = None) -> 
             status=MessageStatus.QUEUED,
         )
         message_id = message.pk
-        transaction.on_commit(lambda: send_message.delay(str(message_id)))
+        transaction.on_commit(lambda: enqueue(send_message, str(message_id)))
     return message
 
 
@@ -342,6 +345,45 @@ def _count_message(channel_id: Any) -> None:
     )
 
 
+def _claim(message: ChannelMessage) -> bool:
+    """Count one more attempt, only if nobody else did since `message` was read.
+
+    A compare-and-set on `attempts`: when a task is delivered twice (a broker redelivery, or the
+    requeue sweep racing a slow queue), exactly one run proceeds.
+    """
+    claimed = ChannelMessage.objects.filter(
+        pk=message.pk, status=message.status, attempts=message.attempts
+    ).update(attempts=F("attempts") + 1, updated_at=timezone.now())
+    if claimed:
+        message.attempts += 1
+    return bool(claimed)
+
+
+def enqueue(task: Any, message_id: str) -> None:
+    """Publish a task; if the broker is down the row stays and the requeue sweep sends it later."""
+    try:
+        task.delay(message_id)
+    except (OSError, KombuError, CeleryError):
+        logger.warning("broker unavailable: message %s left for the requeue sweep", message_id)
+
+
+def message_requeue_stale(*, older_than_seconds: float) -> int:
+    """Re-publish messages that were stored but never picked up (the broker was down when they
+    arrived): inbound `received` and outbound `queued` rows with no attempt yet."""
+    from channels_app.tasks import process_inbound, send_message
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = ChannelMessage.objects.filter(attempts=0, created_at__lt=cutoff).filter(
+        Q(direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
+        | Q(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
+    )
+    count = 0
+    for message_id, direction in stale.values_list("pk", "direction")[:1000]:
+        enqueue(process_inbound if direction == Direction.INBOUND else send_message, str(message_id))
+        count += 1
+    return count
+
+
 def message_send_attempt(*, message_id: Any) -> float | None:
     """One delivery attempt of a queued outbound message.
 
@@ -356,11 +398,12 @@ def message_send_attempt(*, message_id: Any) -> float | None:
     )
     if message is None or message.status != MessageStatus.QUEUED:
         return None
+    if not _claim(message):
+        return None  # another run of the same message got there first
     channel = message.channel
     adapter = _adapter(channel.platform)
     parts = adapter.split(message.text)
-    message.attempts += 1
-    fields = ["attempts", "parts_sent", "status", "error", "updated_at"]
+    fields = ["parts_sent", "status", "error", "updated_at"]
     try:
         config = channel.config
         for index in range(message.parts_sent, len(parts)):
@@ -439,7 +482,7 @@ def webhook_receive(
         return WebhookAnswer(200, adapter.ignored(event))
     created = _store_inbound(targets, event)
     for message_id in created:
-        transaction.on_commit(lambda message_id=message_id: process_inbound.delay(message_id))
+        transaction.on_commit(lambda message_id=message_id: enqueue(process_inbound, message_id))
     return WebhookAnswer(200, adapter.ack(event), tuple(created))
 
 
@@ -509,9 +552,11 @@ def message_process_inbound(*, message_id: Any) -> float | None:
     )
     if message is None or message.status != MessageStatus.RECEIVED or message.replies.exists():
         return None
+    if not _claim(message):
+        return None  # another run of the same message got there first
     channel = message.channel
-    fields = ["status", "error", "attempts", "updated_at"]
-    if message.attempts == 0:
+    fields = ["status", "error", "updated_at"]
+    if message.attempts == 1:
         _count_message(channel.pk)
     if not channel.enabled:
         message.status, message.error = MessageStatus.IGNORED, "channel disabled"
@@ -521,8 +566,6 @@ def message_process_inbound(*, message_id: Any) -> float | None:
         message.status, message.error = MessageStatus.IGNORED, "sender not in allowlist"
         message.save(update_fields=fields)
         return None
-    message.attempts += 1
-    message.save(update_fields=["attempts", "updated_at"])
     try:
         reply = deliver_prompt(
             workspace=channel.workspace,
@@ -561,7 +604,7 @@ def message_process_inbound(*, message_id: Any) -> float | None:
             meta=message.meta,
         )
         out_id = str(out.pk)
-        transaction.on_commit(lambda: send_message.delay(out_id))
+        transaction.on_commit(lambda: enqueue(send_message, out_id))
     return None
 
 

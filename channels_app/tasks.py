@@ -6,6 +6,7 @@ Retries are new deliveries with a countdown (not sleeps), so a waiting message h
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from channels_app import services
 
@@ -22,3 +23,8 @@ def send_message(message_id: str) -> None:
     delay = services.message_send_attempt(message_id=message_id)
     if delay is not None:
         send_message.apply_async(args=[message_id], countdown=delay)
+
+
+@shared_task(name="channels.requeue_stale")
+def requeue_stale() -> int:
+    return services.message_requeue_stale(older_than_seconds=settings.CHANNEL_REQUEUE_AFTER_SECONDS)

@@ -168,6 +168,8 @@ CHANNEL_SEND_MAX_ATTEMPTS = env_int("CHANNEL_SEND_MAX_ATTEMPTS", 5, minimum=1)
 CHANNEL_SEND_BACKOFF_SECONDS = env_float("CHANNEL_SEND_BACKOFF_SECONDS", 2.0, minimum=0.0)
 CHANNEL_SEND_BACKOFF_MAX_SECONDS = env_float("CHANNEL_SEND_BACKOFF_MAX_SECONDS", 60.0, minimum=0.0)
 CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS = env_float("CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS", 300.0, minimum=0.0)
+# Messages stored while the broker was down are re-published by a sweep after this many seconds.
+CHANNEL_REQUEUE_AFTER_SECONDS = env_int("CHANNEL_REQUEUE_AFTER_SECONDS", 120, minimum=10)
 
 # --- Plugins and templates ---------------------------------------------------------------------
 GITHUB_API_BASE_URL = env_str("GITHUB_API_BASE_URL", "https://api.github.com").rstrip("/")
@@ -206,6 +208,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat entries are declared here and stored by django-celery-beat, so operators see them in the
 # admin console. Apps add their periodic tasks below.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE["channels-requeue-stale"] = {"task": "channels.requeue_stale", "schedule": 60.0}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- REST framework ------------------------------------------------------------------------------

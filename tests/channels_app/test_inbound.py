@@ -241,3 +241,48 @@ def test_webhook_other_methods_are_405(client):
     response = client.get("/webhooks/telegram")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_broker_down_still_answers_200_and_the_sweep_requeues(client, workspace, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from kombu.exceptions import OperationalError
+
+    from channels_app import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks.process_inbound, "delay", broker_down)
+    channel = telegram_channel(workspace)
+    # A publish that fails is logged, not raised (the webhook already answered with the row stored).
+    services.enqueue(tasks.process_inbound, "00000000-0000-0000-0000-000000000000")
+    assert post_telegram(client, telegram_update(1)).status_code == 200
+    message = ChannelMessage.objects.get(channel=channel)
+    sent: list[str] = []
+    monkeypatch.setattr(services, "enqueue", lambda task, message_id: sent.append((task.name, message_id)))
+    assert services.message_requeue_stale(older_than_seconds=60) == 0  # too recent
+    ChannelMessage.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    outbound = services.channel_send(channel=channel, text="x", chat_id="1")
+    ChannelMessage.objects.filter(pk=outbound.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert services.message_requeue_stale(older_than_seconds=60) == 2
+    assert sorted(sent) == sorted(
+        [("channels.process_inbound", str(message.pk)), ("channels.send_message", str(outbound.pk))]
+    )
+
+
+def test_a_task_delivered_twice_runs_once(client, workspace, echo_agent):
+    workspace.url = echo_agent.url
+    workspace.save()
+    channel = telegram_channel(workspace)
+    post_telegram(client, telegram_update(1))
+    message = ChannelMessage.objects.get(channel=channel)
+    stale_copy = ChannelMessage.objects.get(pk=message.pk)
+    services.message_process_inbound(message_id=message.pk)
+    assert len(echo_agent.received) == 1
+    # A run that read the row before the first one claimed it cannot claim it again.
+    assert services._claim(stale_copy) is False
+    ChannelMessage.objects.filter(pk=message.pk).update(status="received")
+    ChannelMessage.objects.filter(reply_to=message).delete()
+    assert services._claim(stale_copy) is False
