@@ -113,6 +113,23 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
+def server_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of the gunicorn master and its workers (Linux /proc), for per-request cost."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == master_pid or ppid == master_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _update(update_id: int) -> bytes:
     return json.dumps(
         {
@@ -204,6 +221,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
 
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     ensure_database()
     channel_id = prepare()
     server = start_server(args.port, args.workers)
@@ -216,8 +234,13 @@ def main() -> None:
         import redis
 
         warm_tasks = redis.Redis.from_url(BROKER_URL).llen("celery")
+        cpu0 = server_cpu_seconds(server.pid)
         bare = run_load(args.port, "/bench/bare", channel_id, args.seconds, args.concurrency)
+        cpu1 = server_cpu_seconds(server.pid)
         hook = run_load(args.port, "/webhooks/telegram", channel_id, args.seconds, args.concurrency)
+        cpu2 = server_cpu_seconds(server.pid)
+        bare["cpu_ms"] = (cpu1 - cpu0) * 1000 / max(bare["requests"], 1)
+        hook["cpu_ms"] = (cpu2 - cpu1) * 1000 / max(hook["requests"], 1)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -228,11 +251,14 @@ def main() -> None:
         f"gunicorn workers={args.workers}, clients={args.concurrency}, "
         f"{args.seconds:g}s per phase, cpus={os.cpu_count()}"
     )
-    print(f"{'path':<22}{'requests':>10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(f"load average before the run: {load_before}")
+    print(
+        f"{'path':<22}{'requests':>10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'cpu ms/req':>12}"
+    )
     for name, result in (("bare Django view", bare), ("telegram webhook", hook)):
         print(
             f"{name:<22}{result['requests']:>10}{result['rps']:>10.1f}{result['p50_ms']:>10.2f}"
-            f"{result['p99_ms']:>10.2f}{result['errors']:>8}"
+            f"{result['p99_ms']:>10.2f}{result['errors']:>8}{result['cpu_ms']:>12.2f}"
         )
     print(f"throughput ratio webhook/bare: {hook['rps'] / bare['rps']:.2f}")
     lost = hook["ok"] - rows
