@@ -462,9 +462,12 @@ def test_prepare_bulk_create_and_public_config(workspace):
     created = services.channel_bulk_create(channels=[prepared, other])
     assert len(created) == 2 and Channel.objects.count() == 2
     assert {c.name for c in selectors.channel_list(workspace=workspace)} == {"imported", ""}
-    assert selectors.channel_public_config(channel=Channel.objects.get(platform="slack")) == {
-        "channel_id": "C9"
-    }
+    slack = Channel.objects.get(platform="slack")
+    assert selectors.channel_public_config(channel=slack) == {"channel_id": "C9"}
+    assert slack.config["bot_token"] == SLACK_TOKEN and SLACK_TOKEN not in slack.public_config.values()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret_config FROM channels_app_channel WHERE id = %s", [slack.pk])
+        assert SLACK_TOKEN not in cursor.fetchone()[0]
     telegram = Channel.objects.get(platform="telegram")
     assert selectors.channel_public_config(channel=telegram) == {"chat_ids": ["5"]}
 
