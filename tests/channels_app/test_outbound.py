@@ -291,3 +291,40 @@ def test_send_on_a_channel_whose_platform_is_down_retries(workspace, settings):
     message.refresh_from_db()
     assert message.status == "failed" and message.error == "telegram: connection refused"
     assert Channel.objects.get(pk=channel.pk).last_error == "telegram: connection refused"
+
+
+def test_slack_ratelimited_is_transient_and_channel_not_found_permanent(workspace, platforms):
+    answers = iter(
+        [
+            json_response({"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"}),
+            json_response({"ok": False, "error": "channel_not_found"}),
+        ]
+    )
+    platforms.route("POST", "/chat.postMessage", lambda request: next(answers)(request))
+    channel = slack_channel(workspace, channel_id="C0001")
+    message = services.channel_send(channel=channel, text="hi")
+    assert _run(message.pk) == [1.0]
+    message.refresh_from_db()
+    assert (message.status, message.attempts, message.error) == ("failed", 2, "slack: channel_not_found")
+    assert Channel.objects.get(pk=channel.pk).last_error == "slack: channel_not_found"
+
+
+def test_lark_error_codes(workspace, platforms):
+    answers = iter(
+        [
+            json_response({"code": 11232, "msg": "frequency limited"}),
+            json_response({"code": 19021, "msg": "sign match fail or timestamp is not within one hour"}),
+        ]
+    )
+    platforms.route_prefix("POST", "/open-apis/bot/v2/hook/", lambda request: next(answers)(request))
+    channel = channel_create(
+        workspace=workspace,
+        platform="lark",
+        config={"webhook_url": f"{platforms.url}/open-apis/bot/v2/hook/abc"},
+    )
+    message = services.channel_send(channel=channel, text="hi")
+    delays = _run(message.pk)
+    assert len(delays) == 1
+    message.refresh_from_db()
+    assert (message.status, message.error) == ("failed", "lark: request refused (code 19021)")
+    assert "sign match" not in message.error
