@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from django.db import connections, router
 from django.db.models import QuerySet
 
 from channels_app.adapters import get_adapter
@@ -61,13 +62,14 @@ def webhook_channels(
         pk = _parse_uuid(channel_id)
         if pk is None:
             return [], []
+        db_pk = Channel._meta.pk.get_db_prep_value(pk, connections[router.db_for_read(Channel)])
         rows = list(
             Channel.objects.raw(
                 f"SELECT * FROM {table} WHERE platform = %s AND (id = %s OR "  # noqa: S608
                 f"(enabled AND credential_key <> '' AND credential_key = "
                 f"(SELECT credential_key FROM {table} WHERE id = %s))) "
                 "ORDER BY created_at, id",
-                [platform, pk, pk],
+                [platform, db_pk, db_pk],
             )
         )
         return [c for c in rows if c.pk == pk], rows
