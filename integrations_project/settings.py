@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from integrations_project.env import env_bool, env_int, env_list, env_str
+from integrations_project.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "templates_app",
     "approvals",
     "plugins_app",
+    "channels_app",
 ]
 
 MIDDLEWARE = [
@@ -164,6 +165,14 @@ LARK_WEBHOOK_BASE_URLS = env_list(
     "LARK_WEBHOOK_BASE_URLS",
     "https://open.feishu.cn/open-apis/bot/v2/hook/,https://open.larksuite.com/open-apis/bot/v2/hook/",
 )
+# Outbound channel messages: at most this many attempts, with capped exponential backoff between
+# transient failures unless the platform says how long to wait (Retry-After / retry_after).
+CHANNEL_SEND_MAX_ATTEMPTS = env_int("CHANNEL_SEND_MAX_ATTEMPTS", 5, minimum=1)
+CHANNEL_SEND_BACKOFF_SECONDS = env_float("CHANNEL_SEND_BACKOFF_SECONDS", 2.0, minimum=0.0)
+CHANNEL_SEND_BACKOFF_MAX_SECONDS = env_float("CHANNEL_SEND_BACKOFF_MAX_SECONDS", 60.0, minimum=0.0)
+CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS = env_float("CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS", 300.0, minimum=0.0)
+# Messages stored while the broker was down are re-published by a sweep after this many seconds.
+CHANNEL_REQUEUE_AFTER_SECONDS = env_int("CHANNEL_REQUEUE_AFTER_SECONDS", 120, minimum=10)
 
 # --- Plugins and templates ---------------------------------------------------------------------
 GITHUB_API_BASE_URL = env_str("GITHUB_API_BASE_URL", "https://api.github.com").rstrip("/")
@@ -202,6 +211,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat entries are declared here and stored by django-celery-beat, so operators see them in the
 # admin console. Apps add their periodic tasks below.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE["channels-requeue-stale"] = {"task": "channels.requeue_stale", "schedule": 60.0}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Approvals ------------------------------------------------------------------------------------

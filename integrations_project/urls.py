@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("templates_app.urls")),
     path("", include("approvals.urls")),
     path("", include("plugins_app.urls")),
+    path("", include("channels_app.urls")),
 ]
 
 handler400 = "common.views.bad_request"

@@ -1,0 +1,362 @@
+"""The one base class every platform adapter implements.
+
+An adapter knows a platform's config fields, how to validate them, how to verify and parse an
+inbound request (on the raw bytes, failing closed), how to send one message part (raising a
+permanent or transient `SendError`), and, where the platform allows it, how to discover the bot
+and its chats. Adapters hold no state: the channel's full config is passed to every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.conf import settings
+
+from common.http import HttpError, HttpResult, NetworkPolicy, http_request
+
+# Outbound platform calls: short enough to keep a worker moving, long enough for a slow API.
+PLATFORM_TIMEOUT_SECONDS = 15.0
+PLATFORM_MAX_RESPONSE_BYTES = 1024 * 1024
+# Platform APIs are public hosts; tests point them at 127.0.0.1, so private addresses are allowed
+# (link-local and metadata addresses are always refused by common.http).
+PLATFORM_POLICY = NetworkPolicy(allow_private=True)
+
+
+def current_timestamp() -> float:
+    """The clock used for signature windows (a module function so tests can freeze it)."""
+    return time.time()
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    key: str
+    label: str
+    type: str = "string"  # "string", "list" or "url"
+    required: bool = False
+    secret: bool = False
+    help: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "type": self.type,
+            "required": self.required,
+            "secret": self.secret,
+            "help": self.help,
+        }
+
+
+class ConfigError(Exception):
+    """The config does not fit the platform; `errors` maps field → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("invalid config")
+
+
+class SendError(Exception):
+    """An outbound call failed. `reason` is ours (never upstream text or a secret)."""
+
+    def __init__(
+        self, reason: str, *, transient: bool, retry_after: float | None = None, status: int | None = None
+    ) -> None:
+        self.reason = reason
+        self.transient = transient
+        self.retry_after = retry_after
+        self.status = status
+        super().__init__(reason)
+
+
+class DiscoveryError(Exception):
+    """Discovery failed: `invalid_token` when the platform refused the token, else `platform_error`."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass
+class InboundEvent:
+    """What an inbound request means once verified.
+
+    kind: "handshake" (answer `response` and stop), "message" (route and store), or "ignored"
+    (understood but nothing to do; answer `response`).
+    """
+
+    kind: str
+    response: dict[str, Any] = field(default_factory=dict)
+    event_id: str = ""
+    chat_id: str = ""
+    sender_id: str = ""
+    text: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    bot: dict[str, str]
+    chats: list[dict[str, str]]
+
+
+def as_int(value: Any) -> int | None:
+    """A header value as an integer, or None when it is not one (never raises)."""
+    if not isinstance(value, str) or not re.fullmatch(r"-?\d{1,18}", value.strip()):
+        return None
+    return int(value.strip())
+
+
+def retry_after_header(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut `text` into parts of at most `limit` characters; joined, the parts give `text` back.
+
+    A cut prefers the last newline, then the last space, in the second half of the window, so
+    words and lines stay whole when they can.
+    """
+    if limit <= 0:
+        raise ValueError("limit must be positive")
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = window.rfind("\n")
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        cut = cut + 1 if cut >= limit // 2 else limit
+        parts.append(rest[:cut])
+        rest = rest[cut:]
+    if rest or not parts:
+        parts.append(rest)
+    return parts
+
+
+def credential_digest(platform: str, value: str) -> str:
+    """A keyed hash of a credential, so channels sharing one can be found without decrypting."""
+    if not value:
+        return ""
+    key = hashlib.sha256(b"integrations-api:channel-credential:" + settings.SECRET_KEY.encode()).digest()
+    return hmac.new(key, f"{platform}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def platform_call(
+    method: str,
+    url: str,
+    *,
+    platform: str,
+    json: Any = None,
+    data: Any = None,
+    params: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResult:
+    """One HTTP call to a platform through common.http; transport failures become SendError."""
+    try:
+        return http_request(
+            method,
+            url,
+            json=json,
+            data=data,
+            params=params,
+            headers=headers,
+            timeout=PLATFORM_TIMEOUT_SECONDS,
+            max_bytes=PLATFORM_MAX_RESPONSE_BYTES,
+            policy=PLATFORM_POLICY,
+        )
+    except HttpError as exc:
+        raise SendError(f"{platform}: {exc.reason}", transient=exc.transient) from None
+
+
+def json_body(result: HttpResult) -> dict[str, Any]:
+    """The response body as a JSON object, or {} when it is not one."""
+    try:
+        body = result.json()
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def http_failure(platform: str, result: HttpResult, retry_after: float | None = None) -> SendError:
+    """The common reading of a non-2xx answer: 429 and 5xx are transient, the rest permanent."""
+    status = result.status_code
+    if status == 429:
+        return SendError(
+            f"{platform}: rate limited (HTTP 429)",
+            transient=True,
+            retry_after=retry_after if retry_after is not None else retry_after_header(result.headers),
+            status=status,
+        )
+    if status >= 500:
+        return SendError(f"{platform}: server error (HTTP {status})", transient=True, status=status)
+    if status in (401, 403):
+        return SendError(f"{platform}: credentials refused (HTTP {status})", transient=False, status=status)
+    if status == 404:
+        return SendError(f"{platform}: destination not found (HTTP 404)", transient=False, status=status)
+    return SendError(f"{platform}: request refused (HTTP {status})", transient=False, status=status)
+
+
+_SAFE_CODE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+def safe_code(value: Any) -> str:
+    """A platform's machine error code (e.g. `channel_not_found`) when it looks like one."""
+    return value if isinstance(value, str) and _SAFE_CODE.match(value) else "unknown"
+
+
+class ChannelAdapter:
+    """Base class: subclasses declare `platform`, `display_name`, `fields`, limits and hooks."""
+
+    platform: ClassVar[str]
+    display_name: ClassVar[str]
+    fields: ClassVar[tuple[ConfigField, ...]]
+    supports_inbound: ClassVar[bool] = True
+    supports_outbound: ClassVar[bool] = True
+    supports_discover: ClassVar[bool] = False
+    # Characters per outbound part (one API call each).
+    part_limit: ClassVar[int] = 2000
+    # Config keys whose value is the shared credential (fan-out group) and the chat filter.
+    credential_key: ClassVar[str] = ""
+    chat_filter_key: ClassVar[str] = ""
+
+    # --- schema and config ---------------------------------------------------------------------
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "platform": cls.platform,
+            "display_name": cls.display_name,
+            "config_schema": [f.as_dict() for f in cls.fields],
+            "supports": {
+                "inbound": cls.supports_inbound,
+                "outbound": cls.supports_outbound,
+                "discover": cls.supports_discover,
+            },
+        }
+
+    @classmethod
+    def secret_keys(cls) -> frozenset[str]:
+        return frozenset(f.key for f in cls.fields if f.secret)
+
+    @classmethod
+    def field_keys(cls) -> frozenset[str]:
+        return frozenset(f.key for f in cls.fields)
+
+    def validate(self, config: Mapping[str, Any], *, enabled: bool) -> dict[str, Any]:
+        """Check types and formats; return the normalised config (empty values dropped).
+
+        Required secret fields are enforced only on enabled channels, so a disabled channel can
+        exist without its secrets (a bundle import recreates channels that way).
+        """
+        errors: dict[str, list[str]] = {}
+        clean: dict[str, Any] = {}
+        for key in config:
+            if key not in self.field_keys():
+                errors.setdefault(str(key), []).append("Unknown config field.")
+        for fld in self.fields:
+            value = config.get(fld.key)
+            if value is None or value == "" or value == []:
+                if fld.required and (enabled or not fld.secret):
+                    errors.setdefault(fld.key, []).append("This field is required.")
+                continue
+            try:
+                clean[fld.key] = self.clean_field(fld, value)
+            except ValueError as exc:
+                errors.setdefault(fld.key, []).append(str(exc))
+        if not errors:
+            self.validate_together(clean, enabled=enabled, errors=errors)
+        if errors:
+            raise ConfigError(errors)
+        return clean
+
+    def clean_field(self, fld: ConfigField, value: Any) -> Any:
+        """Type checks shared by all platforms; subclasses add format checks."""
+        if fld.type == "list":
+            if not isinstance(value, list):
+                raise ValueError("Must be a list.")
+            return value
+        if not isinstance(value, str):
+            raise ValueError("Must be a string.")
+        value = value.strip()
+        if len(value) > 2048:
+            raise ValueError("Must be at most 2048 characters.")
+        return value
+
+    def validate_together(
+        self, config: dict[str, Any], *, enabled: bool, errors: dict[str, list[str]]
+    ) -> None:
+        """Rules across fields (e.g. "at least one of"); add to `errors`."""
+
+    def complete(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Fill generated values (e.g. a webhook secret) into a validated config."""
+        return config
+
+    def credential(self, config: Mapping[str, Any]) -> str:
+        return str(config.get(self.credential_key) or "")
+
+    def lookup_value(self, config: Mapping[str, Any]) -> str:
+        """A value that identifies the channel from an inbound request, hashed into `lookup_key`."""
+        return ""
+
+    def chat_matches(self, config: Mapping[str, Any], chat_id: str) -> bool:
+        """Does the channel's chat filter include `chat_id` (an empty filter includes every chat)?"""
+        if not self.chat_filter_key:
+            return True
+        wanted = config.get(self.chat_filter_key)
+        if not wanted:
+            return True
+        values = wanted if isinstance(wanted, list) else [wanted]
+        return chat_id in {str(v) for v in values}
+
+    def default_chat(self, config: Mapping[str, Any]) -> str:
+        """Where a send without `chat_id` goes ("" when the destination is the config itself)."""
+        return ""
+
+    def needs_chat(self) -> bool:
+        """Whether an outbound send needs a chat id (webhook-URL platforms do not)."""
+        return False
+
+    # --- inbound -------------------------------------------------------------------------------
+    def verify(self, config: Mapping[str, Any], body: bytes, headers: Mapping[str, str]) -> Any:
+        """Check the request on its raw bytes. Return a truthy token (the payload when decrypting
+        is part of verifying) or None. Must never raise on hostile input and must fail closed."""
+        raise NotImplementedError
+
+    def parse(
+        self, config: Mapping[str, Any], verified: Any, body: bytes, headers: Mapping[str, str]
+    ) -> InboundEvent:
+        raise NotImplementedError
+
+    def ack(self, event: InboundEvent) -> dict[str, Any]:
+        """The 200 body for an accepted message event."""
+        return {"ok": True}
+
+    def ignored(self, event: InboundEvent) -> dict[str, Any]:
+        return {"ok": True, "status": "ignored"}
+
+    # --- outbound ------------------------------------------------------------------------------
+    def split(self, text: str) -> list[str]:
+        return split_text(text, self.part_limit)
+
+    def send_part(
+        self, config: Mapping[str, Any], *, chat_id: str, text: str, meta: Mapping[str, Any]
+    ) -> None:
+        """Send one part; raise SendError on failure."""
+        raise NotImplementedError
+
+    # --- webhook registration and discovery -----------------------------------------------------
+    def discover(self, *, bot_token: str) -> Discovery:
+        raise NotImplementedError

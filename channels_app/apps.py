@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ChannelsAppConfig(AppConfig):
+    """Social channels (Telegram, Slack, Discord, Lark) connecting chats to workspace agents."""
+
+    name = "channels_app"
+    verbose_name = "Channels"

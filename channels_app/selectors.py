@@ -1,0 +1,117 @@
+"""Channel reads: lists, lookups, public config for export, and inbound candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from django.db import connections, router
+from django.db.models import QuerySet
+
+from channels_app.adapters import get_adapter
+from channels_app.adapters.base import credential_digest
+from channels_app.models import Channel, ChannelMessage
+from common.errors import NotFound
+from workspaces.models import Workspace
+
+
+def channel_list(*, workspace: Workspace) -> QuerySet[Channel]:
+    return Channel.objects.filter(workspace=workspace)
+
+
+def channel_get(*, workspace: Workspace, channel_id: UUID | str) -> Channel:
+    """A channel of this workspace; another workspace's channel is a 404 like a missing one."""
+    channel = Channel.objects.filter(workspace=workspace, pk=channel_id).first()
+    if channel is None:
+        raise NotFound("Channel not found.")
+    return channel
+
+
+def channel_public_config(*, channel: Channel) -> dict[str, Any]:
+    """The config without any secret field (bundle export: secrets never leave the service)."""
+    adapter = get_adapter(channel.platform)
+    secret_keys = adapter.secret_keys() if adapter else frozenset()
+    return {k: v for k, v in channel.public_config.items() if k not in secret_keys}
+
+
+def message_list(*, channel: Channel) -> QuerySet[ChannelMessage]:
+    return ChannelMessage.objects.filter(channel=channel)
+
+
+def _parse_uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def webhook_channels(
+    *, platform: str, headers: Mapping[str, str], channel_id: str | None
+) -> tuple[list[Channel], list[Channel]]:
+    """In one query: the channels an inbound request may belong to (to be verified in turn, first
+    match wins), and the pool of enabled channels sharing their credentials (for fan-out).
+
+    The `channel` query parameter names one directly. Without it: telegram's secret header
+    selects by its keyed hash; discord, slack and lark try each enabled channel of the platform,
+    one per distinct credential, since only verification can tell them apart.
+    """
+    # The two hot shapes are written as one SQL statement each (they run on every webhook).
+    table = Channel._meta.db_table
+    if channel_id is not None:
+        pk = _parse_uuid(channel_id)
+        if pk is None:
+            return [], []
+        db_pk = Channel._meta.pk.get_db_prep_value(pk, connections[router.db_for_read(Channel)])
+        rows = list(
+            Channel.objects.raw(
+                f"SELECT * FROM {table} WHERE platform = %s AND (id = %s OR "  # noqa: S608
+                f"(enabled AND credential_key <> '' AND credential_key = "
+                f"(SELECT credential_key FROM {table} WHERE id = %s))) "
+                "ORDER BY created_at, id",
+                [platform, db_pk, db_pk],
+            )
+        )
+        return [c for c in rows if c.pk == pk], rows
+    if platform == "telegram":
+        secret = headers.get("X-Telegram-Bot-Api-Secret-Token") or ""
+        if not secret:
+            return [], []
+        digest = credential_digest(platform, secret)
+        rows = list(
+            Channel.objects.raw(
+                f"SELECT * FROM {table} WHERE platform = %s AND enabled AND (lookup_key = %s OR "  # noqa: S608
+                f"(credential_key <> '' AND credential_key IN (SELECT credential_key FROM {table} "
+                "WHERE platform = %s AND enabled AND lookup_key = %s))) ORDER BY created_at, id",
+                [platform, digest, platform, digest],
+            )
+        )
+        return [c for c in rows if c.lookup_key == digest], rows
+    enabled = Channel.objects.filter(platform=platform, enabled=True)
+    rows = list(enabled.order_by("created_at", "id"))
+    seen: set[str] = set()
+    candidates = []
+    for channel in rows:
+        key = channel.credential_key or str(channel.pk)
+        if key not in seen:
+            seen.add(key)
+            candidates.append(channel)
+    return candidates, rows
+
+
+def fanout_targets(*, channel: Channel, chat_id: str, pool: list[Channel]) -> list[Channel]:
+    """Every enabled channel of `pool` sharing `channel`'s credentials whose chat filter takes
+    `chat_id` (an empty filter takes every chat); `channel` itself first when enabled."""
+    adapter = get_adapter(channel.platform)
+    assert adapter is not None
+    group: list[Channel] = [channel] if channel.enabled else []
+    if channel.credential_key:
+        group += [
+            c
+            for c in pool
+            if c.pk != channel.pk
+            and c.enabled
+            and c.platform == channel.platform
+            and c.credential_key == channel.credential_key
+        ]
+    return [c for c in group if adapter.chat_matches(c.public_config, chat_id)]
