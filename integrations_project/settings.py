@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "common",
     "workspaces",
     "tokens",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -199,6 +200,18 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat entries are declared here and stored by django-celery-beat, so operators see them in the
 # admin console. Apps add their periodic tasks below.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Schedules: the dispatcher turns due schedules into runs; the reaper closes runs whose worker
+# died. A tick that waited longer than one period is dropped (the next one does the same work).
+CELERY_BEAT_SCHEDULE["schedules.dispatch_due"] = {
+    "task": "schedules.dispatch_due",
+    "schedule": float(SCHEDULER_TICK_SECONDS),
+    "options": {"expires": float(SCHEDULER_TICK_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["schedules.reap_stuck_runs"] = {
+    "task": "schedules.reap_stuck_runs",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- REST framework ------------------------------------------------------------------------------

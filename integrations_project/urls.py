@@ -22,6 +22,7 @@ urlpatterns = [
     *api_route("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), "swagger-ui"),
     path("", include("workspaces.urls")),
     path("", include("tokens.urls")),
+    path("", include("schedules.urls")),
 ]
 
 handler400 = "common.views.bad_request"
