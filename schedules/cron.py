@@ -58,7 +58,8 @@ class InvalidTimezone(ApplicationError):
 
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
+    # System zone folders can add entries that are not zones of the IANA database.
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 @lru_cache(maxsize=512)

@@ -372,9 +372,12 @@ def run_execute(*, run_id: UUID | str, now: datetime | None = None) -> float | N
     schedule = run.schedule
     if run.trigger == RunTrigger.CRON and not schedule.enabled:
         _finish(
-            run=run, status=RunStatus.SKIPPED, now=clock_now, from_status=RunStatus.QUEUED,
+            run=run,
+            status=RunStatus.SKIPPED,
+            now=clock_now,
+            from_status=RunStatus.QUEUED,
             error="schedule disabled",
-        )  # fmt: skip
+        )
         return None
     with transaction.atomic():
         # Serialise the busy check and the claim per workspace.
