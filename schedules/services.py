@@ -20,6 +20,7 @@ from django.utils import timezone as djtz
 
 from common.errors import ApplicationError, Conflict
 from schedules import cron
+from schedules.enqueue import enqueue_runs
 from schedules.models import (
     NAME_MAX_CHARS,
     PROMPT_MAX_CHARS,
@@ -38,6 +39,7 @@ from workspaces.models import Workspace
 logger = logging.getLogger(__name__)
 
 DISPATCH_BATCH_SIZE = 500
+ADVANCE_GROUPS_MAX = 20
 # A run still `running` this long after the A2A timeout has lost its worker.
 RUN_LOST_MARGIN_SECONDS = 120
 BUSY_RECHECK_SECONDS = 5.0
@@ -230,14 +232,8 @@ def schedule_delete(*, schedule: Schedule) -> None:
 
 
 def _enqueue_runs(run_ids: Sequence[UUID]) -> None:
-    """Send one `schedules.execute_run` per run over a single broker connection."""
-    from schedules.tasks import execute_run
-
-    if not run_ids:
-        return
-    with execute_run.app.producer_or_acquire() as producer:
-        for run_id in run_ids:
-            execute_run.apply_async(args=[str(run_id)], producer=producer)
+    """Send one `schedules.execute_run` message per run (after the runs are committed)."""
+    enqueue_runs(run_ids)
 
 
 @transaction.atomic
@@ -317,12 +313,28 @@ def schedule_dispatch_due(*, now: datetime | None = None, batch_size: int = DISP
             inserted = list(
                 ScheduleRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("pk", flat=True)
             )
-            Schedule.objects.bulk_update(batch, ["next_run_at"])
+            _advance(batch)
             transaction.on_commit(partial(_enqueue_runs, inserted))
         created += len(inserted)
         if len(batch) < batch_size:
             break
     return created
+
+
+def _advance(batch: list[Schedule]) -> None:
+    """Store the new next_run_at of a claimed batch in one statement per distinct value.
+
+    Due schedules mostly share their next time (every minute, every hour...), so this is a
+    handful of `UPDATE ... WHERE id IN (...)`; far cheaper than a per-row CASE.
+    """
+    groups: dict[datetime | None, list[UUID]] = {}
+    for schedule in batch:
+        groups.setdefault(schedule.next_run_at, []).append(schedule.pk)
+    if len(groups) > ADVANCE_GROUPS_MAX:
+        Schedule.objects.bulk_update(batch, ["next_run_at"])
+        return
+    for next_run_at, ids in groups.items():
+        Schedule.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
 
 
 def _bookkeep(*, run: ScheduleRun, status: str, at: datetime, error: str | None) -> None:
@@ -347,15 +359,16 @@ def _finish(
 ) -> bool:
     """Close a run (only from the status we hold) and update the schedule's bookkeeping."""
     duration = int((now - run.started_at).total_seconds() * 1000) if run.started_at else None
-    closed = ScheduleRun.objects.filter(pk=run.pk, status=from_status).update(
-        status=status,
-        finished_at=now,
-        duration_ms=max(duration, 0) if duration is not None else None,
-        error_detail=error,
-        response_excerpt=excerpt,
-    )
-    if closed:
-        _bookkeep(run=run, status=status, at=run.started_at or now, error=error)
+    with transaction.atomic():  # one commit for the run and its schedule
+        closed = ScheduleRun.objects.filter(pk=run.pk, status=from_status).update(
+            status=status,
+            finished_at=now,
+            duration_ms=max(duration, 0) if duration is not None else None,
+            error_detail=error,
+            response_excerpt=excerpt,
+        )
+        if closed:
+            _bookkeep(run=run, status=status, at=run.started_at or now, error=error)
     return bool(closed)
 
 
@@ -447,9 +460,8 @@ def run_reap_stuck(*, now: datetime | None = None) -> int:
     stuck: Iterable[ScheduleRun] = ScheduleRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=cutoff)
     closed = 0
     for run in stuck:
-        with transaction.atomic():
-            lost = _finish(
-                run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.RUNNING, error="run lost"
-            )
+        lost = _finish(
+            run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.RUNNING, error="run lost"
+        )
         closed += int(lost)
     return closed
