@@ -51,6 +51,9 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=10_000, help="number of due schedules (default 10,000)")
     parser.add_argument("--workspaces", type=int, default=100, help="workspaces sharing the schedules")
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=None, help="worker processes for (b) (default: Celery's)"
+    )
     parser.add_argument("--skip-e2e", action="store_true", help="only (a) and (c)")
     parser.add_argument("--timeout", type=float, default=900, help="give up (b) after this many seconds")
     args = parser.parse_args()
@@ -136,7 +139,8 @@ def main() -> None:
         log = log_path.open("w")
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "integrations_project", "worker", "--loglevel", "WARNING",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             *(["--concurrency", str(args.worker_concurrency)] if args.worker_concurrency else [])],
             cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
@@ -175,7 +179,8 @@ def main() -> None:
                 worker.kill()
             log.close()
         print()
-        print("(b) end to end (real worker, default settings, local A2A echo agent)")
+        how = f"concurrency {args.worker_concurrency}" if args.worker_concurrency else "default settings"
+        print(f"(b) end to end (real worker, {how}, local A2A echo agent)")
         print(f"    dispatch under load {loaded_dispatch:.2f} s")
         print(f"    prompts received   {received:,} / {n:,}")
         print(f"    time               {e2e_seconds:.1f} s ({received / e2e_seconds:,.0f} runs/s)")

@@ -35,12 +35,14 @@ def enqueue_runs(run_ids: Sequence[UUID | str]) -> None:
         if batch is not None:
             batch.__enter__()
         try:
-            for run_id in run_ids:
+            for index, run_id in enumerate(run_ids):
                 task_id = str(uuid.uuid4())
                 message = amqp.as_task_v2(
                     task_id, RUN_TASK, args=[str(run_id)], kwargs={}, ignore_result=execute_run.ignore_result
                 )
-                amqp.send_task_message(producer, RUN_TASK, message, **options)
+                # The queue is declared with the first message; re-checking it per message is waste.
+                extra = {} if index == 0 else {"declare": []}
+                amqp.send_task_message(producer, RUN_TASK, message, **options, **extra)
         except BaseException as exc:
             if batch is not None:
                 batch.__exit__(type(exc), exc, exc.__traceback__)

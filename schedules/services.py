@@ -38,7 +38,7 @@ from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
 
-DISPATCH_BATCH_SIZE = 500
+DISPATCH_BATCH_SIZE = 1000
 ADVANCE_GROUPS_MAX = 20
 # A run still `running` this long after the A2A timeout has lost its worker.
 RUN_LOST_MARGIN_SECONDS = 120
