@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 
 from integrations_project.env import env_bool, env_int, env_list, env_str
 
@@ -211,6 +212,17 @@ CELERY_BEAT_SCHEDULE["schedules.reap_stuck_runs"] = {
     "task": "schedules.reap_stuck_runs",
     "schedule": 60.0,
     "options": {"expires": 60.0},
+}
+# The scheduler's ticks have their own queue, so a backlog of runs on the default queue never
+# holds them back (a worker started without -Q consumes every queue listed here, in turn).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue("scheduler", routing_key="scheduler"),
+)
+CELERY_TASK_ROUTES = {
+    "schedules.dispatch_due": {"queue": "scheduler"},
+    "schedules.reap_stuck_runs": {"queue": "scheduler"},
 }
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 

@@ -43,6 +43,7 @@ ADVANCE_GROUPS_MAX = 20
 # A run still `running` this long after the A2A timeout has lost its worker.
 RUN_LOST_MARGIN_SECONDS = 120
 BUSY_RECHECK_SECONDS = 5.0
+UNSENT_ERROR = "could not be queued: broker unavailable"
 EDITABLE_FIELDS = ("expression", "timezone", "prompt", "enabled", "name")
 
 
@@ -232,8 +233,20 @@ def schedule_delete(*, schedule: Schedule) -> None:
 
 
 def _enqueue_runs(run_ids: Sequence[UUID]) -> None:
-    """Send one `schedules.execute_run` message per run (after the runs are committed)."""
-    enqueue_runs(run_ids)
+    """Send one `schedules.execute_run` message per run (after the runs are committed).
+
+    If the broker cannot take them, the runs are closed as errors rather than left `queued`
+    forever; a message that did get through then finds its run closed and does nothing.
+    """
+    try:
+        enqueue_runs(run_ids)
+    except Exception:
+        logger.exception("could not send %d schedule run(s) to the broker", len(run_ids))
+        now = djtz.now()
+        for run in ScheduleRun.objects.filter(pk__in=run_ids, status=RunStatus.QUEUED):
+            _finish(
+                run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.QUEUED, error=UNSENT_ERROR
+            )
 
 
 @transaction.atomic
@@ -403,8 +416,18 @@ def run_execute(*, run_id: UUID | str, now: datetime | None = None) -> float | N
         claimable = ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).filter(
             Q(trigger=RunTrigger.MANUAL) | Q(schedule__enabled=True)
         )
-        if not claimable.update(status=RunStatus.RUNNING, started_at=clock_now):
-            return None
+        claimed = claimable.update(status=RunStatus.RUNNING, started_at=clock_now)
+    if not claimed:
+        # Another delivery of the task claimed it, or the schedule was disabled a moment ago.
+        if ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).exists():
+            _finish(
+                run=run,
+                status=RunStatus.SKIPPED,
+                now=clock_now,
+                from_status=RunStatus.QUEUED,
+                error="schedule disabled",
+            )
+        return None
     run.started_at = clock_now
     _deliver(run=run, schedule=schedule, workspace=workspace, now=now)
     return None

@@ -86,11 +86,10 @@ class _LooseString(serializers.CharField):
 
 
 class ScheduleInputSerializer(StrictSerializer):
-    """Create (expression and prompt required) and update (partial) input.
+    """Input of create (expression and prompt required) and update (any subset)."""
 
-    Only types are checked here; expression, time zone and prompt rules live in the service so
-    the API, the admin console and imports share them (and their error codes).
-    """
+    # Only types are checked here; the expression, time zone and prompt rules live in the
+    # service so the API, the admin console and imports share them (and their error codes).
 
     expression = _LooseString(help_text="5 cron fields: minute hour day-of-month month day-of-week.")
     timezone = _LooseString(required=False, default="UTC", help_text="IANA time zone.")

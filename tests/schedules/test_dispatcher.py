@@ -182,3 +182,20 @@ def test_next_fire_is_strictly_after():
     assert cron.next_fire("* * * * *", "UTC", at) == at + timedelta(minutes=1)
     assert cron.latest_fire("* * * * *", "UTC", at) == at
     assert cron.latest_fire("* * * * *", "UTC", at + timedelta(seconds=59)) == at
+
+
+@pytest.mark.django_db
+def test_runs_the_broker_refused_are_closed_as_errors(workspace, make_schedule, monkeypatch):
+    def refuse(ids):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(services, "enqueue_runs", refuse)
+    schedule = make_schedule()
+    _due(schedule, timezone.now() - timedelta(seconds=1))
+    services.schedule_dispatch_due()
+    run = ScheduleRun.objects.get(schedule=schedule)
+    services._enqueue_runs([run.pk])  # what the on-commit hook does after the batch commits
+    run.refresh_from_db()
+    assert (run.status, run.error_detail) == (RunStatus.ERROR, "could not be queued: broker unavailable")
+    schedule.refresh_from_db()
+    assert schedule.last_status == "error"

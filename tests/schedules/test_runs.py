@@ -347,3 +347,20 @@ def test_bookkeeping_follows_the_latest_run(workspace):
     schedule.refresh_from_db()
     assert (schedule.last_status, schedule.last_error, schedule.run_count) == ("success", None, 2)
     assert schedule.last_run_at == now
+
+
+@pytest.mark.django_db
+def test_disabled_between_check_and_claim_never_reaches_the_agent(agent_workspace, echo_agent, monkeypatch):
+    schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
+    run = queued_run(schedule)
+    real_busy_state = services.run_busy_state
+
+    def disable_meanwhile(**kwargs):
+        Schedule.objects.filter(pk=schedule.pk).update(enabled=False, next_run_at=None)
+        return real_busy_state(**kwargs)
+
+    monkeypatch.setattr(services, "run_busy_state", disable_meanwhile)
+    assert services.run_execute(run_id=run.pk) is None
+    assert echo_agent.received == []
+    run.refresh_from_db()
+    assert (run.status, run.error_detail) == (RunStatus.SKIPPED, "schedule disabled")

@@ -240,3 +240,13 @@ def test_beat_stores_the_entries_and_health_reads_the_dispatcher_tick(client, se
     PeriodicTask.objects.filter(pk=dispatcher.pk).update(last_run_at=tick)
     body = client.get("/health").json()
     assert body["scheduler_last_tick_at"] == tick.isoformat().replace("+00:00", "Z")
+
+
+def test_scheduler_ticks_have_their_own_queue_and_runs_the_default_one():
+    from integrations_project.celery import app
+
+    router = app.amqp.router
+    assert router.route({}, "schedules.dispatch_due")["queue"].name == "scheduler"
+    assert router.route({}, "schedules.reap_stuck_runs")["queue"].name == "scheduler"
+    assert router.route({}, "schedules.execute_run")["queue"].name == "celery"
+    assert {queue.name for queue in app.amqp.queues.values()} >= {"celery", "scheduler"}
