@@ -213,6 +213,9 @@ CELERY_BEAT_SCHEDULE["schedules.reap_stuck_runs"] = {
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }
+# Write each entry's last_run_at back after every send (not every 3 minutes), so /health's
+# scheduler_last_tick_at is at most one tick old.
+CELERY_BEAT_SYNC_EVERY = 1
 # The scheduler's ticks have their own queue, so a backlog of runs on the default queue never
 # holds them back (a worker started without -Q consumes every queue listed here, in turn).
 CELERY_TASK_DEFAULT_QUEUE = "celery"

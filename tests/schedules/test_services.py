@@ -216,6 +216,8 @@ def test_beat_entries_are_declared(settings):
     entries = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert entries["schedules.dispatch_due"]["schedule"] == settings.SCHEDULER_TICK_SECONDS
     assert "schedules.reap_stuck_runs" in entries
+    # Beat writes last_run_at (read by /health) after every send, not every 3 minutes.
+    assert settings.CELERY_BEAT_SYNC_EVERY == 1
     from integrations_project.celery import app
 
     app.loader.import_default_modules()
