@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 
 from integrations_project.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "approvals",
     "plugins_app",
     "channels_app",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +195,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -212,6 +215,32 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # admin console. Apps add their periodic tasks below.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_BEAT_SCHEDULE["channels-requeue-stale"] = {"task": "channels.requeue_stale", "schedule": 60.0}
+# Schedules: the dispatcher turns due schedules into runs; the reaper closes runs whose worker
+# died. A tick that waited longer than one period is dropped (the next one does the same work).
+CELERY_BEAT_SCHEDULE["schedules.dispatch_due"] = {
+    "task": "schedules.dispatch_due",
+    "schedule": float(SCHEDULER_TICK_SECONDS),
+    "options": {"expires": float(SCHEDULER_TICK_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["schedules.reap_stuck_runs"] = {
+    "task": "schedules.reap_stuck_runs",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
+# Write each entry's last_run_at back after every send (not every 3 minutes), so /health's
+# scheduler_last_tick_at is at most one tick old.
+CELERY_BEAT_SYNC_EVERY = 1
+# The scheduler's ticks have their own queue, so a backlog of runs on the default queue never
+# holds them back (a worker started without -Q consumes every queue listed here, in turn).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue("scheduler", routing_key="scheduler"),
+)
+CELERY_TASK_ROUTES = {
+    "schedules.dispatch_due": {"queue": "scheduler"},
+    "schedules.reap_stuck_runs": {"queue": "scheduler"},
+}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Approvals ------------------------------------------------------------------------------------

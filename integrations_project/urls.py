@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("approvals.urls")),
     path("", include("plugins_app.urls")),
     path("", include("channels_app.urls")),
+    path("", include("schedules.urls")),
 ]
 
 handler400 = "common.views.bad_request"

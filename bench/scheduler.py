@@ -1,0 +1,245 @@
+"""Scheduler benchmark: N enabled schedules due at once.
+
+Prints
+  (a) how long the dispatcher takes to claim and enqueue all of them, and the rate per second;
+  (b) the end-to-end time until a local A2A agent has received every prompt, with a real Celery
+      worker on default settings (prefork, concurrency = CPU count, prefetch 1), and the number
+      of duplicate deliveries (must be 0);
+  (c) side by side, django-celery-beat's DatabaseScheduler holding the same N as one PeriodicTask
+      each: how long it takes to load them and find the due ones, as a ratio to (a).
+
+Usage: .venv/bin/python bench/scheduler.py [--n 10000] [--workspaces 100] [--skip-e2e]
+Uses its own PostgreSQL database (integrations_bench_schedules) and Redis db 9 by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DB_NAME = os.environ.get("BENCH_DB_NAME", "integrations_bench_schedules")
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9")
+os.environ["DATABASE_URL"] = DATABASE_URL
+os.environ["CELERY_BROKER_URL"] = BROKER_URL
+os.environ["DJANGO_SETTINGS_MODULE"] = "integrations_project.settings"
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def ensure_database() -> None:
+    import psycopg
+
+    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=10_000, help="number of due schedules (default 10,000)")
+    parser.add_argument("--workspaces", type=int, default=100, help="workspaces sharing the schedules")
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=None, help="worker processes for (b) (default: Celery's)"
+    )
+    parser.add_argument("--skip-e2e", action="store_true", help="only (a) and (c)")
+    parser.add_argument("--timeout", type=float, default=900, help="give up (b) after this many seconds")
+    args = parser.parse_args()
+
+    ensure_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    import redis
+    from django.db import connection
+    from django.utils import timezone
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    from schedules import services
+    from schedules.models import RunStatus, Schedule, ScheduleRun
+    from workspaces.echo_agent import start_echo_agent
+    from workspaces.models import Workspace
+    from workspaces.services import workspace_create
+
+    n = args.n
+    print(f"Scheduler benchmark: N={n:,} schedules over {args.workspaces} workspaces, {os.cpu_count()} CPUs")
+    print(f"  database {DATABASE_URL}, broker {BROKER_URL}")
+
+    def reset() -> None:
+        redis.Redis.from_url(BROKER_URL).flushdb()
+        ScheduleRun.objects.all().delete()
+        Schedule.objects.all().delete()
+        Workspace.objects.all().delete()
+        PeriodicTask.objects.filter(task="bench.noop").delete()
+
+    reset()
+    agent = start_echo_agent()
+    workspaces = [
+        workspace_create(name=f"bench-{i}", url=agent.url, max_concurrent_tasks=10)
+        for i in range(args.workspaces)
+    ]
+
+    def make_due() -> None:
+        """N schedules, every minute, all due now (one bulk insert, as imports do)."""
+        Schedule.objects.all().delete()
+        due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+        prepared = []
+        for i in range(n):
+            schedule = services.schedule_prepare(
+                workspace=workspaces[i % len(workspaces)], expression="* * * * *", prompt=f"bench prompt {i}"
+            )
+            schedule.next_run_at = due
+            prepared.append(schedule)
+        for start in range(0, n, 5000):
+            services.schedule_bulk_create(schedules=prepared[start : start + 5000])
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE schedules_schedule")
+
+    # (a) dispatcher alone: claim, create runs, advance, commit, enqueue -----------------------------
+    make_due()
+    started = time.perf_counter()
+    created = services.schedule_dispatch_due()
+    dispatch_seconds = time.perf_counter() - started
+    queued = redis.Redis.from_url(BROKER_URL).llen("celery")
+    assert created == n, f"dispatcher created {created} runs, expected {n}"
+    print()
+    print("(a) dispatcher (claim + enqueue)")
+    print(f"    runs created       {created:,} (messages on the broker: {queued:,})")
+    print(f"    time               {dispatch_seconds:.2f} s")
+    print(f"    rate               {n / dispatch_seconds:,.0f} schedules/s (target >= 2,000)")
+
+    # (b) end to end with a real worker ------------------------------------------------------------------
+    e2e_seconds = None
+    duplicates = None
+    statuses: Counter = Counter()
+    if not args.skip_e2e:
+        reset_runs_and_broker = redis.Redis.from_url(BROKER_URL)
+        reset_runs_and_broker.flushdb()
+        ScheduleRun.objects.all().delete()
+        make_due()
+        agent.received.clear()
+        log_path = ROOT / "var" / "bench-scheduler-worker.log"
+        log_path.parent.mkdir(exist_ok=True)
+        log = log_path.open("w")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "integrations_project", "worker", "--loglevel", "WARNING",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             *(["--concurrency", str(args.worker_concurrency)] if args.worker_concurrency else [])],
+            cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            from integrations_project.celery import app
+
+            deadline = time.monotonic() + 60
+            while not app.control.ping(timeout=0.5):
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"worker did not start; see {log_path}")
+            started = time.perf_counter()
+            services.schedule_dispatch_due()
+            loaded_dispatch = time.perf_counter() - started
+            deadline = time.monotonic() + args.timeout
+            while len(agent.received) < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            e2e_seconds = time.perf_counter() - started
+            received = len(agent.received)
+            # let the last runs record their outcome, then look for duplicates
+            settle = time.monotonic() + 30
+            while (
+                ScheduleRun.objects.exclude(
+                    status__in=[RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.SKIPPED]
+                ).exists()
+                and time.monotonic() < settle
+            ):
+                time.sleep(0.2)
+            time.sleep(1)
+            ids = Counter(message["messageId"] for message in agent.received)
+            duplicates = sum(count - 1 for count in ids.values() if count > 1)
+            statuses = Counter(ScheduleRun.objects.values_list("status", flat=True))
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            log.close()
+        print()
+        how = f"concurrency {args.worker_concurrency}" if args.worker_concurrency else "default settings"
+        print(f"(b) end to end (real worker, {how}, local A2A echo agent)")
+        print(f"    dispatch under load {loaded_dispatch:.2f} s")
+        print(f"    prompts received   {received:,} / {n:,}")
+        print(f"    time               {e2e_seconds:.1f} s ({received / e2e_seconds:,.0f} runs/s)")
+        print(f"    duplicates         {duplicates}")
+        print(f"    run statuses       {dict(statuses)}")
+
+    # (c) django-celery-beat DatabaseScheduler with N PeriodicTasks ------------------------------------
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from integrations_project.celery import app
+
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="*", hour="*", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
+    last = timezone.now() - timedelta(minutes=2)
+    PeriodicTask.objects.bulk_create(
+        [
+            PeriodicTask(
+                name=f"bench-{i}", task="bench.noop", crontab=crontab, enabled=True, last_run_at=last
+            )
+            for i in range(n)
+        ],
+        batch_size=5000,
+    )
+    started = time.perf_counter()
+    scheduler = DatabaseScheduler(app=app)
+    entries = scheduler.schedule
+    load_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    due = [name for name, entry in entries.items() if entry.task == "bench.noop" and entry.is_due().is_due]
+    find_seconds = time.perf_counter() - started
+    beat_seconds = load_seconds + find_seconds
+    PeriodicTask.objects.filter(task="bench.noop").delete()
+
+    # the same question asked of our table: which of the N are due (no locking, nothing written)
+    make_due()
+    started = time.perf_counter()
+    ours_due = list(
+        Schedule.objects.filter(enabled=True, next_run_at__lte=timezone.now()).values_list(
+            "id", "expression", "timezone", "next_run_at"
+        )
+    )
+    ours_find_seconds = time.perf_counter() - started
+    print()
+    print(f"(c) django-celery-beat DatabaseScheduler, {n:,} PeriodicTasks (crontab * * * * *)")
+    print(f"    load               {load_seconds:.2f} s")
+    print(f"    find due           {find_seconds:.2f} s ({len(due):,} due)")
+    print(f"    load + find due    {beat_seconds:.2f} s, without sending anything")
+    print(f"    ours, find due     {ours_find_seconds:.2f} s ({len(ours_due):,} due, one indexed query)")
+    print(f"    ratio (find due)   beat / ours = {beat_seconds / ours_find_seconds:,.0f}x")
+    print(
+        "    ratio (full tick)  beat load + find / our claim + record + enqueue = "
+        f"{beat_seconds / dispatch_seconds:.1f}x"
+    )
+
+    reset()
+    agent.shutdown()
+    agent.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Schedule reads: lists, lookups, history, preview and the busy state seen by a run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone as djtz
+
+from common.errors import NotFound
+from schedules import cron
+from schedules.models import RunStatus, Schedule, ScheduleRun
+from workspaces.models import Workspace
+from workspaces.selectors import DELIVERY_STALE_MARGIN_SECONDS, BusyState, workspace_busy_state
+
+PREVIEW_MAX_COUNT = 50
+
+
+def schedule_list(*, workspace: Workspace) -> QuerySet[Schedule]:
+    return Schedule.objects.filter(workspace=workspace)
+
+
+def schedule_get(*, workspace: Workspace, schedule_id: UUID | str) -> Schedule:
+    """A schedule of this workspace; one of another workspace is a 404 like a missing one."""
+    schedule = Schedule.objects.filter(workspace=workspace, pk=schedule_id).first()
+    if schedule is None:
+        raise NotFound("Schedule not found.")
+    return schedule
+
+
+def run_list(*, schedule: Schedule) -> QuerySet[ScheduleRun]:
+    return ScheduleRun.objects.filter(schedule=schedule)
+
+
+def schedule_preview(
+    *, expression: str, timezone: str = "UTC", after: datetime | None = None, count: int = 5
+) -> tuple[str, list[datetime]]:
+    """Description and the next `count` fire times (UTC) strictly after `after`, without saving."""
+    normalized = cron.validate_expression(expression)
+    cron.zone(timezone)
+    count = max(1, min(count, PREVIEW_MAX_COUNT))
+    return cron.describe(normalized), cron.fire_times(normalized, timezone, after or djtz.now(), count)
+
+
+def run_busy_state(*, workspace: Workspace, now: datetime | None = None) -> BusyState:
+    """The workspace's busy state, also counting schedule runs that are `running`.
+
+    A run is claimed before its delivery is registered as in flight; counting running runs closes
+    that window so two runs of one workspace cannot both slip through on a capacity of one.
+    """
+    now = now or djtz.now()
+    state = workspace_busy_state(workspace=workspace, now=now)
+    stale_before = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + DELIVERY_STALE_MARGIN_SECONDS)
+    running = ScheduleRun.objects.filter(
+        schedule__workspace=workspace, status=RunStatus.RUNNING, started_at__gte=stale_before
+    ).count()
+    if running <= state.in_flight:
+        return state
+    return BusyState(in_flight=running, reported=state.reported, capacity=state.capacity)

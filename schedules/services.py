@@ -1,0 +1,490 @@
+"""Schedule writes: create/update/delete, run now, the dispatcher, the run itself and the reaper.
+
+Views, admin actions and Celery tasks are thin wrappers around these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Value, When
+from django.utils import timezone as djtz
+
+from common.errors import ApplicationError, Conflict
+from schedules import cron
+from schedules.enqueue import enqueue_runs
+from schedules.models import (
+    NAME_MAX_CHARS,
+    PROMPT_MAX_CHARS,
+    RESPONSE_EXCERPT_MAX_CHARS,
+    RunStatus,
+    RunTrigger,
+    Schedule,
+    ScheduleRun,
+    ScheduleSource,
+)
+from schedules.selectors import run_busy_state
+from workspaces.a2a import A2AError
+from workspaces.delivery import deliver_prompt
+from workspaces.models import Workspace
+
+logger = logging.getLogger(__name__)
+
+DISPATCH_BATCH_SIZE = 1000
+ADVANCE_GROUPS_MAX = 20
+# A run still `running` this long after the A2A timeout has lost its worker.
+RUN_LOST_MARGIN_SECONDS = 120
+BUSY_RECHECK_SECONDS = 5.0
+UNSENT_ERROR = "could not be queued: broker unavailable"
+EDITABLE_FIELDS = ("expression", "timezone", "prompt", "enabled", "name")
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _invalid(field: str, message: str) -> ApplicationError:
+    return ApplicationError(f"{field}: {message}", details={field: [message]})
+
+
+def prompt_normalize(prompt: Any) -> str:
+    """`\\r` removed, then 1 to 32,000 characters and not only whitespace."""
+    if not isinstance(prompt, str):
+        raise _invalid("prompt", "Must be a string.")
+    text = prompt.replace("\r", "")
+    if not text.strip():
+        raise _invalid("prompt", "Must not be blank.")
+    if len(text) > PROMPT_MAX_CHARS:
+        raise _invalid("prompt", f"Must be at most {PROMPT_MAX_CHARS} characters (got {len(text)}).")
+    return text
+
+
+def name_normalize(name: Any) -> str:
+    if name is None:
+        return ""
+    if not isinstance(name, str):
+        raise _invalid("name", "Must be a string.")
+    name = name.strip()
+    if len(name) > NAME_MAX_CHARS:
+        raise _invalid("name", f"Must be at most {NAME_MAX_CHARS} characters.")
+    return name
+
+
+def _name_conflict(name: str) -> Conflict:
+    return Conflict(
+        f"A schedule named {name!r} already exists in this workspace.",
+        details={"name": ["Must be unique within the workspace."]},
+    )
+
+
+def _check_name_free(*, workspace_id: UUID, name: str, exclude_id: UUID | None = None) -> None:
+    if not name:
+        return
+    clash = Schedule.objects.filter(workspace_id=workspace_id, name=name)
+    if exclude_id is not None:
+        clash = clash.exclude(pk=exclude_id)
+    if clash.exists():
+        raise _name_conflict(name)
+
+
+def _next_run(schedule: Schedule, now: datetime) -> datetime | None:
+    if not schedule.enabled:
+        return None
+    return cron.next_fire(schedule.expression, schedule.timezone, now)
+
+
+# --- create, update, delete -------------------------------------------------------------------------
+
+
+def schedule_prepare(
+    *,
+    workspace: Workspace,
+    expression: str,
+    prompt: str,
+    timezone: str = "UTC",
+    enabled: bool = True,
+    name: str = "",
+    source: str = ScheduleSource.RUNTIME,
+) -> Schedule:
+    """A validated, UNSAVED schedule with `next_run_at` computed (for create and bulk imports)."""
+    normalized = cron.validate_expression(expression)
+    cron.zone(timezone)
+    if source not in ScheduleSource.values:
+        raise _invalid("source", f"Must be one of {', '.join(ScheduleSource.values)}.")
+    schedule = Schedule(
+        workspace=workspace,
+        name=name_normalize(name),
+        expression=normalized,
+        timezone=timezone,
+        prompt=prompt_normalize(prompt),
+        enabled=bool(enabled),
+        source=source,
+    )
+    schedule.next_run_at = _next_run(schedule, djtz.now())
+    return schedule
+
+
+def schedule_create(
+    *,
+    workspace: Workspace,
+    expression: str,
+    prompt: str,
+    timezone: str = "UTC",
+    enabled: bool = True,
+    name: str = "",
+    source: str = ScheduleSource.RUNTIME,
+) -> Schedule:
+    """Validate and save; a non-empty name already used in the workspace is a 409 `conflict`."""
+    schedule = schedule_prepare(
+        workspace=workspace,
+        expression=expression,
+        prompt=prompt,
+        timezone=timezone,
+        enabled=enabled,
+        name=name,
+        source=source,
+    )
+    _check_name_free(workspace_id=workspace.pk, name=schedule.name)
+    try:
+        with transaction.atomic():
+            schedule.save(force_insert=True)
+    except IntegrityError:
+        raise _name_conflict(schedule.name) from None
+    return schedule
+
+
+def schedule_bulk_create(*, schedules: list[Schedule]) -> list[Schedule]:
+    """Save prepared schedules in one INSERT (org/bundle imports); a duplicate name is a 409."""
+    if not schedules:
+        return []
+    try:
+        with transaction.atomic():
+            return Schedule.objects.bulk_create(schedules)
+    except IntegrityError:
+        raise Conflict(
+            "Two schedules of one workspace would have the same name.",
+            details={"name": ["Must be unique within the workspace."]},
+        ) from None
+
+
+@transaction.atomic
+def schedule_update(*, schedule: Schedule, data: dict[str, Any], now: datetime | None = None) -> Schedule:
+    """Apply any of expression, timezone, prompt, enabled, name.
+
+    `next_run_at` is recomputed from now when the expression, time zone or enabled flag changes;
+    any edit turns a template schedule into a runtime one (it no longer matches its template).
+    """
+    unknown = sorted(set(data) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise _invalid(unknown[0], "This field cannot be changed.")
+    # Lock the row: the dispatcher skips it meanwhile instead of advancing a stale copy.
+    current = Schedule.objects.select_for_update().get(pk=schedule.pk)
+    changes: dict[str, Any] = {}
+    if "expression" in data:
+        changes["expression"] = cron.validate_expression(data["expression"])
+    if "timezone" in data:
+        cron.zone(data["timezone"])
+        changes["timezone"] = data["timezone"]
+    if "prompt" in data:
+        changes["prompt"] = prompt_normalize(data["prompt"])
+    if "enabled" in data:
+        if not isinstance(data["enabled"], bool):
+            raise _invalid("enabled", "Must be a boolean.")
+        changes["enabled"] = data["enabled"]
+    if "name" in data:
+        changes["name"] = name_normalize(data["name"])
+        if changes["name"] != current.name:
+            _check_name_free(workspace_id=current.workspace_id, name=changes["name"], exclude_id=current.pk)
+    timing_changed = any(
+        field in changes and changes[field] != getattr(current, field)
+        for field in ("expression", "timezone", "enabled")
+    )
+    for field, value in changes.items():
+        setattr(current, field, value)
+    update_fields = [*changes, "updated_at"]
+    if data and current.source != ScheduleSource.RUNTIME:
+        current.source = ScheduleSource.RUNTIME
+        update_fields.append("source")
+    if timing_changed:
+        current.next_run_at = _next_run(current, now or djtz.now())
+        update_fields.append("next_run_at")
+    if changes or "source" in update_fields:
+        try:
+            with transaction.atomic():
+                current.save(update_fields=update_fields)
+        except IntegrityError:
+            raise _name_conflict(current.name) from None
+    return current
+
+
+def schedule_delete(*, schedule: Schedule) -> None:
+    """Delete the schedule and its history; a queued run then finds nothing and never fires."""
+    schedule.delete()
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def _enqueue_runs(run_ids: Sequence[UUID]) -> None:
+    """Send one `schedules.execute_run` message per run (after the runs are committed).
+
+    If the broker cannot take them, the runs are closed as errors rather than left `queued`
+    forever; a message that did get through then finds its run closed and does nothing.
+    """
+    try:
+        enqueue_runs(run_ids)
+    except Exception:
+        logger.exception("could not send %d schedule run(s) to the broker", len(run_ids))
+        now = djtz.now()
+        for run in ScheduleRun.objects.filter(pk__in=run_ids, status=RunStatus.QUEUED):
+            _finish(
+                run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.QUEUED, error=UNSENT_ERROR
+            )
+
+
+@transaction.atomic
+def schedule_run_now(*, schedule: Schedule, now: datetime | None = None) -> ScheduleRun:
+    """Queue a manual run, whether the schedule is enabled or not (202 in the API)."""
+    now = now or djtz.now()
+    run = ScheduleRun.objects.create(
+        schedule=schedule, trigger=RunTrigger.MANUAL, status=RunStatus.QUEUED, scheduled_for=now
+    )
+    transaction.on_commit(partial(_enqueue_runs, [run.pk]))
+    return run
+
+
+class _SlotPlanner:
+    """Works out (slot to run, next slot) per due schedule, memoised within one dispatch pass.
+
+    Many schedules share an expression, zone and due time (every hour on the hour...), so one
+    cron computation usually serves a whole batch.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._memo: dict[tuple[str, str, datetime], tuple[datetime, datetime | None]] = {}
+
+    def plan(self, expression: str, timezone: str, due: datetime) -> tuple[datetime, datetime | None]:
+        key = (expression, timezone, due)
+        if key not in self._memo:
+            self._memo[key] = self._compute(expression, timezone, due)
+        return self._memo[key]
+
+    def _compute(self, expression: str, timezone: str, due: datetime) -> tuple[datetime, datetime | None]:
+        following = cron.next_fire(expression, timezone, due)
+        if following is None or following > self.now:
+            return due, following
+        # Downtime: several slots were missed. One catch-up run for the latest of them, then the
+        # series continues from now.
+        latest = cron.latest_fire(expression, timezone, self.now)
+        slot = latest if latest is not None and latest >= following else following
+        return slot, cron.next_fire(expression, timezone, self.now)
+
+
+def schedule_dispatch_due(*, now: datetime | None = None, batch_size: int = DISPATCH_BATCH_SIZE) -> int:
+    """Claim due schedules, create one queued run each, advance them, then enqueue the runs.
+
+    Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers share the work
+    instead of waiting or doubling it; the unique (schedule, scheduled_for) constraint is the
+    backstop. Runs are sent to the broker only after their batch has committed. Returns the
+    number of runs created.
+    """
+    now = now or djtz.now()
+    planner = _SlotPlanner(now)
+    created = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Schedule.objects.select_for_update(skip_locked=True)
+                .filter(enabled=True, next_run_at__lte=now)
+                .order_by("next_run_at")
+                .only("id", "expression", "timezone", "next_run_at")[:batch_size]
+            )
+            if not batch:
+                break
+            runs = []
+            for schedule in batch:
+                slot, following = planner.plan(schedule.expression, schedule.timezone, schedule.next_run_at)
+                runs.append(
+                    ScheduleRun(
+                        schedule_id=schedule.pk,
+                        trigger=RunTrigger.CRON,
+                        status=RunStatus.QUEUED,
+                        scheduled_for=slot,
+                    )
+                )
+                schedule.next_run_at = following
+            ScheduleRun.objects.bulk_create(runs, ignore_conflicts=True)
+            # Only runs that were really inserted are sent (a conflict means the slot already ran).
+            inserted = list(
+                ScheduleRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("pk", flat=True)
+            )
+            _advance(batch)
+            transaction.on_commit(partial(_enqueue_runs, inserted))
+        created += len(inserted)
+        if len(batch) < batch_size:
+            break
+    return created
+
+
+def _advance(batch: list[Schedule]) -> None:
+    """Store the new next_run_at of a claimed batch in one statement per distinct value.
+
+    Due schedules mostly share their next time (every minute, every hour...), so this is a
+    handful of `UPDATE ... WHERE id IN (...)`; far cheaper than a per-row CASE.
+    """
+    groups: dict[datetime | None, list[UUID]] = {}
+    for schedule in batch:
+        groups.setdefault(schedule.next_run_at, []).append(schedule.pk)
+    if len(groups) > ADVANCE_GROUPS_MAX:
+        Schedule.objects.bulk_update(batch, ["next_run_at"])
+        return
+    for next_run_at, ids in groups.items():
+        Schedule.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
+
+
+def _bookkeep(*, run: ScheduleRun, status: str, at: datetime, error: str | None) -> None:
+    """Count the finished run and, unless a later run finished first, make it the schedule's last."""
+    newer = Q(last_run_at__isnull=True) | Q(last_run_at__lte=at)
+    Schedule.objects.filter(pk=run.schedule_id).update(
+        run_count=F("run_count") + 1,
+        last_run_at=Case(When(newer, then=Value(at)), default=F("last_run_at"), output_field=DateTimeField()),
+        last_status=Case(When(newer, then=Value(status)), default=F("last_status"), output_field=CharField()),
+        last_error=Case(When(newer, then=Value(error)), default=F("last_error"), output_field=TextField()),
+    )
+
+
+def _finish(
+    *,
+    run: ScheduleRun,
+    status: str,
+    now: datetime,
+    from_status: str,
+    error: str | None = None,
+    excerpt: str | None = None,
+) -> bool:
+    """Close a run (only from the status we hold) and update the schedule's bookkeeping."""
+    duration = int((now - run.started_at).total_seconds() * 1000) if run.started_at else None
+    with transaction.atomic():  # one commit for the run and its schedule
+        closed = ScheduleRun.objects.filter(pk=run.pk, status=from_status).update(
+            status=status,
+            finished_at=now,
+            duration_ms=max(duration, 0) if duration is not None else None,
+            error_detail=error,
+            response_excerpt=excerpt,
+        )
+        if closed:
+            _bookkeep(run=run, status=status, at=run.started_at or now, error=error)
+    return bool(closed)
+
+
+def run_execute(*, run_id: UUID | str, now: datetime | None = None) -> float | None:
+    """Execute one run: the body of `schedules.execute_run`, idempotent on the run id.
+
+    Returns None when the run is done (or there was nothing to do), or the number of seconds
+    to wait before trying again because the workspace is busy and the grace has not ended.
+    """
+    clock_now = now or djtz.now()
+    run = ScheduleRun.objects.select_related("schedule").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.QUEUED:
+        return None  # deleted with its schedule, or already claimed by another delivery of the task
+    schedule = run.schedule
+    if run.trigger == RunTrigger.CRON and not schedule.enabled:
+        _finish(
+            run=run,
+            status=RunStatus.SKIPPED,
+            now=clock_now,
+            from_status=RunStatus.QUEUED,
+            error="schedule disabled",
+        )
+        return None
+    with transaction.atomic():
+        # Serialise the busy check and the claim per workspace.
+        workspace = Workspace.objects.select_for_update().filter(pk=schedule.workspace_id).first()
+        if workspace is None:
+            return None
+        state = run_busy_state(workspace=workspace, now=clock_now)
+        if state.busy:
+            return _defer_or_skip(run=run, reason=state.reason, now=clock_now)
+        claimable = ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).filter(
+            Q(trigger=RunTrigger.MANUAL) | Q(schedule__enabled=True)
+        )
+        claimed = claimable.update(status=RunStatus.RUNNING, started_at=clock_now)
+    if not claimed:
+        # Another delivery of the task claimed it, or the schedule was disabled a moment ago.
+        if ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).exists():
+            _finish(
+                run=run,
+                status=RunStatus.SKIPPED,
+                now=clock_now,
+                from_status=RunStatus.QUEUED,
+                error="schedule disabled",
+            )
+        return None
+    run.started_at = clock_now
+    _deliver(run=run, schedule=schedule, workspace=workspace, now=now)
+    return None
+
+
+def _defer_or_skip(*, run: ScheduleRun, reason: str, now: datetime) -> float | None:
+    grace = settings.SCHEDULE_BUSY_GRACE_SECONDS
+    busy_since = run.busy_since or now
+    waited = (now - busy_since).total_seconds()
+    if waited >= grace:
+        _finish(run=run, status=RunStatus.SKIPPED, now=now, from_status=RunStatus.QUEUED, error=reason)
+        return None
+    if run.busy_since is None:
+        ScheduleRun.objects.filter(pk=run.pk, busy_since__isnull=True).update(busy_since=now)
+    return max(0.1, min(BUSY_RECHECK_SECONDS, grace - waited))
+
+
+def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now: datetime | None) -> None:
+    started = time.monotonic()
+    status, error, excerpt = RunStatus.SUCCESS, None, None
+    try:
+        reply = deliver_prompt(
+            workspace=workspace,
+            text=schedule.prompt,
+            # Stable per run: any retry or redelivery of this run carries the same messageId.
+            message_id=str(run.pk),
+            source="schedule",
+            reference=str(run.pk),
+            metadata={
+                "source": "schedule",
+                "schedule_id": str(schedule.pk),
+                "schedule_name": schedule.name,
+                "run_id": str(run.pk),
+                "trigger": run.trigger,
+                "scheduled_for": run.scheduled_for.isoformat().replace("+00:00", "Z"),
+            },
+        )
+        excerpt = reply.text[:RESPONSE_EXCERPT_MAX_CHARS]
+    except A2AError as exc:
+        status, error = RunStatus.ERROR, exc.reason
+    except Exception:
+        logger.exception("schedule run %s failed unexpectedly", run.pk)
+        status, error = RunStatus.ERROR, "internal error"
+    elapsed = timedelta(seconds=time.monotonic() - started)
+    finished = (now + elapsed) if now is not None else djtz.now()
+    _finish(run=run, status=status, now=finished, from_status=RunStatus.RUNNING, error=error, excerpt=excerpt)
+
+
+def run_reap_stuck(*, now: datetime | None = None) -> int:
+    """Close runs left `running` past the A2A timeout plus a margin (their worker died) as errors."""
+    now = now or djtz.now()
+    cutoff = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + RUN_LOST_MARGIN_SECONDS)
+    stuck: Iterable[ScheduleRun] = ScheduleRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=cutoff)
+    closed = 0
+    for run in stuck:
+        lost = _finish(
+            run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.RUNNING, error="run lost"
+        )
+        closed += int(lost)
+    return closed

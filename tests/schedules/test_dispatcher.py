@@ -1,0 +1,201 @@
+"""The dispatcher: due rows become one queued run each, downtime, exactly once under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from schedules import cron, services
+from schedules.models import RunStatus, RunTrigger, Schedule, ScheduleRun
+from schedules.tasks import dispatch_due
+from tests.support.factories import make_workspace
+from tests.support.worker import purge_broker
+
+
+def _due(schedule: Schedule, at: datetime) -> None:
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=at)
+
+
+@pytest.mark.django_db
+def test_due_schedule_gets_one_queued_run_and_advances(workspace, make_schedule):
+    schedule = make_schedule(expression="*/5 * * * *")
+    slot = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+    _due(schedule, slot)
+    created = services.schedule_dispatch_due(now=slot + timedelta(seconds=3))
+    assert created == 1
+    run = ScheduleRun.objects.get(schedule=schedule)
+    assert (run.status, run.trigger, run.scheduled_for) == (RunStatus.QUEUED, RunTrigger.CRON, slot)
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == datetime(2026, 6, 1, 12, 10, tzinfo=UTC)
+    # the next tick inside the same slot finds nothing due
+    assert services.schedule_dispatch_due(now=slot + timedelta(seconds=13)) == 0
+
+
+@pytest.mark.django_db
+def test_not_due_disabled_and_future_rows_are_left_alone(workspace, make_schedule):
+    now = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+    future = make_schedule()
+    _due(future, now + timedelta(seconds=1))
+    disabled = make_schedule(enabled=False)
+    Schedule.objects.filter(pk=disabled.pk).update(next_run_at=now - timedelta(minutes=1))  # stale value
+    assert services.schedule_dispatch_due(now=now) == 0
+    assert not ScheduleRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_downtime_gives_exactly_one_catch_up_run(workspace, make_schedule):
+    schedule = make_schedule(expression="*/10 * * * *")
+    now = datetime(2026, 6, 1, 15, 4, 20, tzinfo=UTC)
+    _due(schedule, now - timedelta(hours=3, minutes=4, seconds=20))  # 12:00, 18 slots missed
+    assert services.schedule_dispatch_due(now=now) == 1
+    run = ScheduleRun.objects.get(schedule=schedule)
+    assert run.scheduled_for == datetime(2026, 6, 1, 15, 0, tzinfo=UTC)  # the latest missed slot
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == datetime(2026, 6, 1, 15, 10, tzinfo=UTC)  # in the future
+    assert schedule.next_run_at > now
+    assert services.schedule_dispatch_due(now=now + timedelta(seconds=10)) == 0
+
+
+@pytest.mark.django_db
+def test_downtime_with_a_time_zone(workspace, make_schedule):
+    schedule = make_schedule(expression="0 9 * * *", timezone="Europe/Paris")
+    now = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # 12:00 in Paris
+    _due(schedule, datetime(2026, 6, 1, 7, 0, tzinfo=UTC))  # nine days ago
+    assert services.schedule_dispatch_due(now=now) == 1
+    assert ScheduleRun.objects.get().scheduled_for == datetime(2026, 6, 10, 7, 0, tzinfo=UTC)
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == datetime(2026, 6, 11, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_batches_cover_every_due_row(workspace):
+    now = datetime(2026, 6, 1, 12, 0, 5, tzinfo=UTC)
+    schedules = [
+        services.schedule_prepare(workspace=workspace, expression="* * * * *", prompt=f"p{i}")
+        for i in range(23)
+    ]
+    for schedule in schedules:
+        schedule.next_run_at = now.replace(second=0)
+    services.schedule_bulk_create(schedules=schedules)
+    assert services.schedule_dispatch_due(now=now, batch_size=5) == 23
+    assert ScheduleRun.objects.count() == 23
+    assert not Schedule.objects.filter(next_run_at__lte=now).exists()
+
+
+@pytest.mark.django_db
+def test_a_slot_cannot_have_two_cron_runs(workspace, make_schedule):
+    schedule = make_schedule()
+    slot = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    ScheduleRun.objects.create(schedule=schedule, scheduled_for=slot)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ScheduleRun.objects.create(schedule=schedule, scheduled_for=slot)
+    # manual runs are extra by definition
+    ScheduleRun.objects.create(schedule=schedule, scheduled_for=slot, trigger=RunTrigger.MANUAL)
+
+
+@pytest.mark.django_db
+def test_dispatcher_skips_a_slot_that_already_has_a_run(workspace, make_schedule):
+    """If a slot already ran (clock skew between dispatchers), no second run is created or sent."""
+    schedule = make_schedule(expression="*/5 * * * *")
+    slot = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+    ScheduleRun.objects.create(schedule=schedule, scheduled_for=slot, status=RunStatus.SUCCESS)
+    _due(schedule, slot)
+    assert services.schedule_dispatch_due(now=slot + timedelta(seconds=1)) == 0
+    assert ScheduleRun.objects.filter(schedule=schedule).count() == 1
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == slot + timedelta(minutes=5)
+
+
+@pytest.mark.django_db
+def test_runs_are_enqueued_only_after_commit(
+    workspace, make_schedule, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent: list[list] = []
+    monkeypatch.setattr(services, "_enqueue_runs", lambda ids: sent.append(list(ids)))
+    schedule = make_schedule()
+    _due(schedule, timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.schedule_dispatch_due()
+        assert sent == []
+    for callback in callbacks:
+        callback()
+    assert sent == [[ScheduleRun.objects.get().pk]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_dispatchers_create_one_run_per_slot():
+    """Two dispatchers (threads, each with its own PostgreSQL connection) over the same due rows."""
+    workspace = make_workspace("concurrent")
+    now = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+    prepared = []
+    for i in range(300):
+        schedule = services.schedule_prepare(workspace=workspace, expression="* * * * *", prompt=f"p{i}")
+        schedule.next_run_at = now.replace(second=0)
+        prepared.append(schedule)
+    services.schedule_bulk_create(schedules=prepared)
+
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def dispatcher() -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):  # a few ticks each, as Beat would send
+                results.append(services.schedule_dispatch_due(now=now, batch_size=7))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert not errors, errors
+        assert sum(results) == 300
+        runs = ScheduleRun.objects.filter(schedule__workspace=workspace)
+        assert runs.count() == 300
+        assert runs.values("schedule_id").distinct().count() == 300
+        assert set(runs.values_list("scheduled_for", flat=True)) == {now.replace(second=0)}
+        assert not Schedule.objects.filter(next_run_at__lte=now).exists()
+    finally:
+        purge_broker()  # the runs were really enqueued on the test broker
+
+
+@pytest.mark.django_db
+def test_dispatch_task_uses_the_service(workspace, make_schedule):
+    schedule = make_schedule()
+    _due(schedule, timezone.now() - timedelta(minutes=1))
+    assert dispatch_due.apply().get() == 1
+
+
+@pytest.mark.django_db
+def test_next_fire_is_strictly_after():
+    at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert cron.next_fire("* * * * *", "UTC", at) == at + timedelta(minutes=1)
+    assert cron.latest_fire("* * * * *", "UTC", at) == at
+    assert cron.latest_fire("* * * * *", "UTC", at + timedelta(seconds=59)) == at
+
+
+@pytest.mark.django_db
+def test_runs_the_broker_refused_are_closed_as_errors(workspace, make_schedule, monkeypatch):
+    def refuse(ids):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(services, "enqueue_runs", refuse)
+    schedule = make_schedule()
+    _due(schedule, timezone.now() - timedelta(seconds=1))
+    services.schedule_dispatch_due()
+    run = ScheduleRun.objects.get(schedule=schedule)
+    services._enqueue_runs([run.pk])  # what the on-commit hook does after the batch commits
+    run.refresh_from_db()
+    assert (run.status, run.error_detail) == (RunStatus.ERROR, "could not be queued: broker unavailable")
+    schedule.refresh_from_db()
+    assert schedule.last_status == "error"
