@@ -51,3 +51,12 @@ schema: install-dev
 
 echo-agent: install
 	$(PY) manage.py run_echo_agent --port 8001
+
+# Every benchmark with its issue's default size (about 10 minutes on 2 cores; not part of the
+# tests). Each prints its figures; docs/performance.md keeps the latest ones.
+bench: install-dev
+	$(PY) bench/scheduler.py
+	$(PY) bench/webhooks.py
+	$(PY) bench/plugins.py
+	$(PY) bench/bundles.py
+	$(PY) bench/approvals.py
