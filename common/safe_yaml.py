@@ -2,12 +2,15 @@
 
 Safe loader only, and stricter than `yaml.safe_load`: anchors and aliases are refused before
 anything is expanded (no alias bombs), explicit tags are refused (`!!python/object` and the
-like), nesting is capped, dates stay strings (so values are always JSON-compatible), and the
-input size is capped before parsing.
+like), nesting is capped, dates stay strings, and `.nan`/`.inf` and NUL characters are refused
+(so values are always storable in PostgreSQL JSON and text columns), and the input size is
+capped before parsing.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -63,6 +66,22 @@ _StrictLoader.yaml_implicit_resolvers = {
 }
 
 
+def _check_storable(document: Any) -> None:
+    """Refuse what JSON/PostgreSQL cannot hold: non-finite numbers and NUL characters."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise YamlError("YAML refused: .nan and .inf are not allowed (values must be JSON numbers).")
+        if isinstance(item, str) and "\x00" in item:
+            raise YamlError("YAML refused: strings may not contain NUL characters.")
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def load_yaml(text: str | bytes, *, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_YAML_DEPTH) -> Any:
     """Parse one YAML document; 413 `payload_too_large` over `max_bytes`, else 400 `invalid_yaml`."""
     raw = text.encode() if isinstance(text, str) else text
@@ -75,7 +94,9 @@ def load_yaml(text: str | bytes, *, max_bytes: int = MAX_YAML_BYTES, max_depth: 
     loader_class = type("_Loader", (_StrictLoader,), {"max_depth": max_depth})
     loader = loader_class(decoded)
     try:
-        return loader.get_single_data()
+        document = loader.get_single_data()
+        _check_storable(document)
+        return document
     except YamlError:
         raise
     except yaml.YAMLError as exc:
