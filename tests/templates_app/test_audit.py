@@ -145,3 +145,20 @@ def test_admin_upload_refuses_what_cannot_be_stored(raw):
     response = client.post("/admin/templates_app/bundleimportjob/add/", {"bundle": upload})
     assert response.status_code == 200  # the form again, with the error
     assert not BundleImportJob.objects.exists()
+
+
+def test_org_template_list_obeys_limit_and_cursor(as_admin, org_root):
+    for slug in ("a", "b", "c"):
+        write(org_root / slug / "org.yaml", f"name: {slug.upper()}\nworkspaces: [{{name: X}}]\n")
+    for bad in ("0", "201", "x"):
+        response = as_admin.get(f"/org/templates?limit={bad}")
+        assert response.status_code == 400 and response.json()["code"] == "invalid_parameter"
+    assert [item["slug"] for item in as_admin.get("/org/templates?limit=200").json()] == ["a", "b", "c"]
+    assert "Link" not in as_admin.get("/org/templates?limit=3")
+    first = as_admin.get("/org/templates/?limit=2")
+    assert [item["slug"] for item in first.json()] == ["a", "b"]
+    next_url = first["Link"].split(">")[0].lstrip("<")
+    second = as_admin.get(next_url)
+    assert [item["slug"] for item in second.json()] == ["c"] and "Link" not in second
+    response = as_admin.get("/org/templates?cursor=_w")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_parameter"
