@@ -162,3 +162,16 @@ def test_org_template_list_obeys_limit_and_cursor(as_admin, org_root):
     assert [item["slug"] for item in second.json()] == ["c"] and "Link" not in second
     response = as_admin.get("/org/templates?cursor=_w")
     assert response.status_code == 400 and response.json()["code"] == "invalid_parameter"
+
+
+def test_deeply_nested_value_is_a_400_not_a_500(as_admin):
+    """Valid JSON the database driver cannot encode (recursion) is refused and creates nothing."""
+    nested = "[" * 900 + "]" * 900
+    body = (
+        '{"format": "integrations-bundle", "version": 1, "workspace": {"name": "a", '
+        '"children": [{"name": "b", "config": {"x": ' + nested + "}}]}}"
+    )
+    response = as_admin.generic("POST", "/bundles/import", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_request"
+    assert not Workspace.objects.exists()
