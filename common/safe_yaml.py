@@ -2,7 +2,7 @@
 
 Safe loader only, and stricter than `yaml.safe_load`: anchors and aliases are refused before
 anything is expanded (no alias bombs), explicit tags are refused (`!!python/object` and the
-like), nesting is capped, dates stay strings, and `.nan`/`.inf` and NUL characters are refused
+like), nesting is capped, dates stay strings, duplicate keys are refused, and `.nan`/`.inf` and NUL characters are refused
 (so values are always storable in PostgreSQL JSON and text columns), and the input size is
 capped before parsing.
 """
@@ -57,6 +57,24 @@ class _StrictLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # YAML requires unique keys; PyYAML would silently keep the last one.
+        if isinstance(node, yaml.MappingNode):
+            # Python equality on purpose: `1` and `true` would collapse into one dict key too.
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    continue  # unhashable: the base class reports it
+                if duplicate:
+                    raise self._refuse(f"duplicate key {repr(key)[:100]}", key_node)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 # Timestamps stay plain strings: org.yaml values end up in JSON columns.

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from common.safe_yaml import load_yaml
+from common.safe_yaml import YamlError, load_yaml
 from templates_app import services
 from templates_app.models import BundleImportJob, WorkspaceTemplate
 from tests.templates_app.conftest import write
@@ -175,3 +175,20 @@ def test_deeply_nested_value_is_a_400_not_a_500(as_admin):
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "invalid_request"
     assert not Workspace.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "node",
+    ["{name: A, memory: {a: 1, a: 2}}", "{name: A, name: B}", "{name: A, config: {x: {k: 1, k: 1}}}"],
+)
+def test_duplicate_yaml_keys_are_invalid_yaml(as_admin, org_root, node):
+    response = as_admin.post("/org/import", {"org_yaml": _org(node)}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_yaml"
+    assert "duplicate key" in response.json()["error"]
+    assert not Workspace.objects.exists()
+
+
+def test_keys_that_python_would_merge_are_duplicates():
+    assert load_yaml("1: a\n'1': b\n") == {1: "a", "1": "b"}
+    with pytest.raises(YamlError, match="duplicate key"):
+        load_yaml("1: a\ntrue: c\n")
