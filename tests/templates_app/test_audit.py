@@ -192,3 +192,17 @@ def test_keys_that_python_would_merge_are_duplicates():
     assert load_yaml("1: a\n'1': b\n") == {1: "a", "1": "b"}
     with pytest.raises(YamlError, match="duplicate key"):
         load_yaml("1: a\ntrue: c\n")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/templates/import", {"source": 12}, "source"),
+        ("/org/import", {"template": 12}, "template"),
+        ("/org/import", {"org_yaml": 12}, "org_yaml"),
+    ],
+)
+def test_text_fields_refuse_numbers(as_admin, path, body, field):
+    response = as_admin.post(path, body, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_request"
+    assert response.json()["details"] == {field: ["Must be a string."]}
