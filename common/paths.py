@@ -41,6 +41,10 @@ def read_text_inside(root: Path, reference: str, *, max_bytes: int = 1024 * 1024
     if path.stat().st_size > max_bytes:
         raise InvalidPath(f"The file {reference!r} is larger than {max_bytes} bytes.")
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InvalidPath(f"The file {reference!r} is not UTF-8 text.") from None
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL: refuse here rather than fail at insert time.
+        raise InvalidPath(f"The file {reference!r} is not text (it holds NUL characters).")
+    return text

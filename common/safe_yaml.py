@@ -2,12 +2,15 @@
 
 Safe loader only, and stricter than `yaml.safe_load`: anchors and aliases are refused before
 anything is expanded (no alias bombs), explicit tags are refused (`!!python/object` and the
-like), nesting is capped, dates stay strings (so values are always JSON-compatible), and the
-input size is capped before parsing.
+like), nesting is capped, dates stay strings, duplicate keys are refused, and `.nan`/`.inf` and NUL characters are refused
+(so values are always storable in PostgreSQL JSON and text columns), and the input size is
+capped before parsing.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -55,12 +58,46 @@ class _StrictLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # YAML requires unique keys; PyYAML would silently keep the last one.
+        if isinstance(node, yaml.MappingNode):
+            # Python equality on purpose: `1` and `true` would collapse into one dict key too.
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    continue  # unhashable: the base class reports it
+                if duplicate:
+                    raise self._refuse(f"duplicate key {repr(key)[:100]}", key_node)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 # Timestamps stay plain strings: org.yaml values end up in JSON columns.
 _StrictLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _check_storable(document: Any) -> None:
+    """Refuse what JSON/PostgreSQL cannot hold: non-finite numbers and NUL characters."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise YamlError("YAML refused: .nan and .inf are not allowed (values must be JSON numbers).")
+        if isinstance(item, str) and "\x00" in item:
+            raise YamlError("YAML refused: strings may not contain NUL characters.")
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def load_yaml(text: str | bytes, *, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_YAML_DEPTH) -> Any:
@@ -75,7 +112,9 @@ def load_yaml(text: str | bytes, *, max_bytes: int = MAX_YAML_BYTES, max_depth: 
     loader_class = type("_Loader", (_StrictLoader,), {"max_depth": max_depth})
     loader = loader_class(decoded)
     try:
-        return loader.get_single_data()
+        document = loader.get_single_data()
+        _check_storable(document)
+        return document
     except YamlError:
         raise
     except yaml.YAMLError as exc:

@@ -20,7 +20,7 @@ from django.urls import path
 
 from common.errors import ApplicationError
 from templates_app import selectors, services
-from templates_app.bundles import MAX_BUNDLE_BYTES, bundle_filename
+from templates_app.bundles import MAX_BUNDLE_BYTES, bundle_check_storable, bundle_filename, bundle_loads
 from templates_app.models import (
     BundleImportJob,
     OrgTemplate,
@@ -211,9 +211,15 @@ class BundleUploadForm(forms.Form):
         if upload.size > MAX_BUNDLE_BYTES:
             raise forms.ValidationError(f"The bundle is larger than {MAX_BUNDLE_BYTES} bytes.")
         try:
-            return json.loads(upload.read())
+            bundle = bundle_loads(upload.read())
         except (ValueError, RecursionError):
             raise forms.ValidationError("The file is not a JSON bundle.") from None
+        try:
+            # The payload is stored in a JSON column before the worker parses it.
+            bundle_check_storable(bundle)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return bundle
 
 
 @admin.register(BundleImportJob)

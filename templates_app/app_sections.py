@@ -93,6 +93,10 @@ class SchedulesSection(Section):
         return result
 
 
+# The channels API's cap on a channel name (channels_app/api/serializers.py).
+CHANNEL_NAME_MAX_CHARS = 200
+
+
 class ChannelsSection(Section):
     """Org imports create channels as written; bundles recreate them disabled, without secrets."""
 
@@ -107,6 +111,9 @@ class ChannelsSection(Section):
         prepared = []
         for item in data:
             enabled = _require(item, "enabled", bool, True) if context.mode == "org" else False
+            name = _require(item, "name", str, "")
+            if len(name) > CHANNEL_NAME_MAX_CHARS:
+                raise _field_error("name", f"Must be at most {CHANNEL_NAME_MAX_CHARS} characters.")
             prepared.append(
                 channel_prepare(
                     workspace=workspace,
@@ -114,7 +121,7 @@ class ChannelsSection(Section):
                     config=_require(item, "config", dict, {}),
                     allowlist=_require(item, "allowlist", list, []),
                     enabled=enabled,
-                    name=_require(item, "name", str, ""),
+                    name=name,
                 )
             )
         return prepared

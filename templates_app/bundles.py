@@ -8,6 +8,8 @@ creates everything with `tree_create` in one transaction, with new ids.
 from __future__ import annotations
 
 import datetime
+import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,7 @@ from uuid import UUID
 from django.utils import timezone
 
 from common.errors import ApplicationError
-from templates_app.models import WorkspaceOrigin
+from templates_app.models import SLUG_PATTERN, WorkspaceOrigin
 from templates_app.sections import ImportContext, check_memory_key, check_secret_key, chunked, sections
 from templates_app.tree import (
     ErrorCollector,
@@ -127,6 +129,39 @@ def _walk_limits(root: Any, *, max_depth: int, max_workspaces: int) -> None:
                 stack.extend((child, depth + 1) for child in children)
 
 
+def _refuse_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def bundle_loads(raw: bytes | str) -> Any:
+    """Parse a bundle file strictly (`NaN`/`Infinity` refused), for the shell and the console."""
+    return json.loads(raw, parse_constant=_refuse_json_constant)
+
+
+def _storable_problem(document: Any) -> str | None:
+    """Why PostgreSQL could not store this document (NUL characters, non-finite numbers), if so."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return "Numbers must be finite (no NaN or Infinity)."
+        if isinstance(item, str) and "\x00" in item:
+            return "Strings may not contain NUL characters."
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def bundle_check_storable(bundle: Any) -> None:
+    """400 for a document the database cannot hold (checked before it is stored or parsed)."""
+    problem = _storable_problem(bundle)
+    if problem:
+        raise ApplicationError(f"The bundle is not valid. {problem}", details={"bundle": [problem]})
+
+
 def _clean_list_of_objects(
     value: Any, label: str, allowed: set[str], errors: ErrorCollector
 ) -> list[dict[str, Any]]:
@@ -191,7 +226,8 @@ def bundle_parse(
     check_keys(bundle, TOP_KEYS, "bundle", errors)
     if bundle.get("format") != BUNDLE_FORMAT:
         errors.add("format", f"Must be {BUNDLE_FORMAT!r}.")
-    if bundle.get("version") != BUNDLE_VERSION:
+    version = bundle.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != BUNDLE_VERSION:
         errors.add("version", f"Must be {BUNDLE_VERSION}.")
     if not isinstance(bundle.get("workspace"), dict):
         errors.add("workspace", "Required: the root workspace object.")
@@ -201,6 +237,7 @@ def bundle_parse(
         max_depth=max_depth or MAX_BUNDLE_DEPTH,
         max_workspaces=max_workspaces or MAX_BUNDLE_WORKSPACES,
     )
+    bundle_check_storable(bundle)
 
     nodes: list[NodeSpec] = []
     stack: list[tuple[Any, int | None, int, str]] = [(bundle["workspace"], None, 1, "workspace")]
@@ -209,8 +246,10 @@ def bundle_parse(
         if not check_keys(raw, NODE_KEYS, label, errors):
             continue
         template = raw.get("template")
-        if template is not None and not isinstance(template, str):
-            errors.add(f"{label}.template", "Must be a template slug or null.")
+        if template not in (None, "") and (
+            not isinstance(template, str) or not re.fullmatch(SLUG_PATTERN, template)
+        ):
+            errors.add(f"{label}.template", f"Must be a template slug ({SLUG_PATTERN}) or null.")
             template = None
         node = NodeSpec(
             index=len(nodes),

@@ -223,6 +223,10 @@ def tree_create(
     except IntegrityError:
         # A uniqueness rule the per-node checks did not catch (e.g. a concurrent writer).
         raise Conflict("The tree could not be created: it conflicts with existing data.") from None
+    except RecursionError:
+        # A JSON value (config, memory) nested too deeply to encode for the database.
+        message = "A value is nested too deeply to be stored."
+        raise ApplicationError(message, details={"workspace": [message]}) from None
     roots = [workspaces[node.index].pk for node in ordered if node.parent_index is None]
     return TreeResult(
         workspaces=[workspaces[node.index] for node in sorted(nodes, key=lambda node: node.index)],

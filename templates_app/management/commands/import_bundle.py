@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.errors import ApplicationError
-from templates_app.bundles import MAX_BUNDLE_BYTES
+from templates_app.bundles import MAX_BUNDLE_BYTES, bundle_loads
 from templates_app.progress import ProgressBar
 from templates_app.services import bundle_import
 from workspaces.models import Workspace
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if len(raw) > MAX_BUNDLE_BYTES:
             raise CommandError(f"The bundle is larger than {MAX_BUNDLE_BYTES} bytes.")
         try:
-            bundle = json.loads(raw)
+            bundle = bundle_loads(raw)
         except (ValueError, RecursionError) as exc:
             raise CommandError("The file is not a JSON bundle.") from exc
         parent = None
