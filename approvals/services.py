@@ -116,6 +116,10 @@ def approval_decide(
             f"note must be at most {NOTE_MAX_CHARS} characters.",
             details={"note": [f"At most {NOTE_MAX_CHARS} characters."]},
         )
+    if note is not None and "\x00" in note:  # PostgreSQL text cannot hold NUL (the console's form)
+        raise ApplicationError(
+            "note: Null characters are not allowed.", details={"note": ["Null characters are not allowed."]}
+        )
     status = DECISIONS[decision]
     now = timezone.now()
     with transaction.atomic():
