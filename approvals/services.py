@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -227,12 +227,16 @@ def approval_requeue_unsent(*, now: Any = None, limit: int = 500) -> int:
     return sent
 
 
+def _utc(moment: Any) -> str:
+    """ISO 8601 in UTC with `Z`, as everywhere in the API (SPEC §1)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def notification_text(approval: Approval) -> str:
     subject = f'Approval {approval.id} ("{approval.action}")'
     if approval.status == ApprovalStatus.EXPIRED:
         return (
-            f"{subject} expired at {approval.expires_at.isoformat()} without a decision. "
-            "Treat it as not approved."
+            f"{subject} expired at {_utc(approval.expires_at)} without a decision. Treat it as not approved."
         )
     lines = [f"{subject} was {approval.status} by {approval.decided_by}."]
     if approval.decision_option is not None:
@@ -250,7 +254,7 @@ def notification_metadata(approval: Approval) -> dict[str, Any]:
         "option": approval.decision_option,
         "note": approval.note,
         "decided_by": approval.decided_by,
-        "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
+        "decided_at": _utc(approval.decided_at) if approval.decided_at else None,
     }
 
 

@@ -59,8 +59,10 @@ def test_decision_notifies_the_agent_once(agent_workspace, echo_agent):
         "option": "b",
         "note": "go ahead",
         "decided_by": "operator-1",
-        "decided_at": Approval.objects.get(pk=approval.pk).decided_at.isoformat(),
+        # SPEC §1: UTC timestamps end in Z, here as in every response.
+        "decided_at": Approval.objects.get(pk=approval.pk).decided_at.isoformat().replace("+00:00", "Z"),
     }
+    assert message["metadata"]["decided_at"].endswith("Z")
     text = message["parts"][0]["text"]
     assert str(approval.id) in text and "approved" in text and "Option: b" in text and "go ahead" in text
     assert message["messageId"] == services.notification_message_id(Approval.objects.get(pk=approval.pk))
@@ -203,6 +205,7 @@ def test_expiry_notification_tells_the_agent_once(agent_workspace, echo_agent):
     assert message["metadata"]["status"] == "expired"
     assert message["metadata"]["option"] is None and message["metadata"]["decided_by"] is None
     assert "expired" in message["parts"][0]["text"] and "not approved" in message["parts"][0]["text"]
+    assert "+00:00" not in message["parts"][0]["text"]
 
 
 def test_sweep_is_scheduled_in_beat():
