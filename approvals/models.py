@@ -66,6 +66,13 @@ class Approval(models.Model):
                 name="approval_pending_created",
                 condition=models.Q(status="pending"),
             ),
+            # The sweep's look-up of notifications that never left (services.approval_requeue_unsent):
+            # few rows are ever unsent, so this stays tiny however many approvals exist.
+            models.Index(
+                fields=["created_at"],
+                name="approval_unsent",
+                condition=models.Q(notified_at__isnull=True, notify_error=""),
+            ),
         ]
         permissions = [("decide_approval", "Can approve or reject approvals")]
 
