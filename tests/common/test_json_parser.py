@@ -22,3 +22,23 @@ def test_ordinary_nesting_still_parses(as_admin, workspace):
         f"/workspaces/{workspace.id}/approvals", data=body, content_type="application/json"
     )
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.5e999"])
+def test_numbers_beyond_a_double_are_invalid_request(as_admin, workspace, number):
+    # Python reads them as inf, which PostgreSQL jsonb refuses: this was a 500.
+    body = '{"action": "x", "metadata": {"n": ' + number + "}}"
+    response = as_admin.post(
+        f"/workspaces/{workspace.id}/approvals", data=body, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+
+
+def test_large_but_finite_numbers_are_kept(as_admin, workspace):
+    body = '{"action": "x", "metadata": {"n": 1.5e300, "i": 12345678901234567890}}'
+    response = as_admin.post(
+        f"/workspaces/{workspace.id}/approvals", data=body, content_type="application/json"
+    )
+    assert response.status_code == 201
+    assert response.json()["metadata"] == {"n": 1.5e300, "i": 12345678901234567890}
