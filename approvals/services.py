@@ -95,9 +95,7 @@ def approval_create(
         created_by=created_by,
         created_at=now,
     )
-    _record(
-        approval.pk, ApprovalEventKind.CREATED, created_by, {"expires_at": approval.expires_at.isoformat()}
-    )
+    _record(approval.pk, ApprovalEventKind.CREATED, created_by, {"expires_at": _utc(approval.expires_at)})
     return approval
 
 
@@ -228,8 +226,8 @@ def approval_requeue_unsent(*, now: Any = None, limit: int = 500) -> int:
 
 
 def _utc(moment: Any) -> str:
-    """ISO 8601 in UTC with `Z`, as everywhere in the API (SPEC §1)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC with `Z`, in exactly the API's format (SPEC §1)."""
+    return moment.astimezone(UTC).strftime(settings.REST_FRAMEWORK["DATETIME_FORMAT"])
 
 
 def notification_text(approval: Approval) -> str:

@@ -71,6 +71,8 @@ def test_agent_creates_a_pending_approval(as_agent, workspace):
     assert before + timedelta(seconds=599) < approval.expires_at <= timezone.now() + timedelta(seconds=600)
     events = list(ApprovalEvent.objects.filter(approval=approval).values_list("kind", "actor"))
     assert events == [("created", "agent-1")]
+    created = ApprovalEvent.objects.get(approval=approval)
+    assert created.details == {"expires_at": body["expires_at"]}, "the trail shows times like the API (Z)"
 
 
 def test_create_defaults(as_agent, workspace):

@@ -60,7 +60,7 @@ def test_decision_notifies_the_agent_once(agent_workspace, echo_agent):
         "note": "go ahead",
         "decided_by": "operator-1",
         # SPEC §1: UTC timestamps end in Z, here as in every response.
-        "decided_at": Approval.objects.get(pk=approval.pk).decided_at.isoformat().replace("+00:00", "Z"),
+        "decided_at": Approval.objects.get(pk=approval.pk).decided_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
     assert message["metadata"]["decided_at"].endswith("Z")
     text = message["parts"][0]["text"]
