@@ -17,7 +17,7 @@ from uuid import UUID
 from celery.exceptions import CeleryError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
@@ -209,7 +209,16 @@ def approval_requeue_unsent(*, now: Any = None, limit: int = 500) -> int:
         Approval.objects.filter(notified_at__isnull=True, notify_error="")
         .filter(
             Q(status__in=(ApprovalStatus.APPROVED, ApprovalStatus.REJECTED), decided_at__lt=cutoff)
-            | Q(status=ApprovalStatus.EXPIRED, expires_at__lt=cutoff)
+            # Expired rows: counted from the sweep that expired them (its audit event), not from
+            # `expires_at`, which may be long before the sweep when Beat was down.
+            | Q(
+                Exists(
+                    ApprovalEvent.objects.filter(
+                        approval=OuterRef("pk"), kind=ApprovalEventKind.EXPIRED, created_at__lt=cutoff
+                    )
+                ),
+                status=ApprovalStatus.EXPIRED,
+            )
         )
         .filter(Q(notify_claimed_at__isnull=True) | Q(notify_claimed_at__lt=lease_start))
         .order_by("created_at")

@@ -270,6 +270,20 @@ def test_sweep_requeues_notifications_that_never_left(workspace, monkeypatch):
     assert published == [str(lapsed.id)]
 
 
+def test_requeue_counts_expired_approvals_from_their_sweep(workspace, monkeypatch):
+    # Beat was down for a day: the approval lapsed long ago but was only just swept, so its
+    # notify task (published by that sweep) may still be retrying; it is not an orphan yet.
+    published: list[str] = []
+    monkeypatch.setattr(tasks.notify_agent, "delay", published.append)
+    approval = make_approval(workspace)
+    Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    services.approval_expire_due()
+    assert services.approval_requeue_unsent() == 0
+    later = timezone.now() + timedelta(seconds=services.notification_window_seconds() + 5)
+    assert services.approval_requeue_unsent(now=later) == 1
+    assert published == [str(approval.id)]
+
+
 def test_requeue_stops_while_the_broker_is_still_down(workspace, monkeypatch):
     for index in range(3):
         approval = make_approval(workspace, action=f"a{index}")
