@@ -22,7 +22,7 @@ def console(client, django_user_model):
 def row_ids(html: str) -> list[str]:
     """Ids of the listed rows (action checkboxes, or change links on read-only lists)."""
     checked = re.findall(r'name="_selected_action" value="([0-9a-f-]{36})"', html)
-    return checked or re.findall(r'/admin/\w+/\w+/([0-9a-f-]{36})/change/', html)
+    return checked or re.findall(r"/admin/\w+/\w+/([0-9a-f-]{36})/change/", html)
 
 
 def test_channels_and_messages_are_searchable_by_workspace(console, django_assert_max_num_queries):

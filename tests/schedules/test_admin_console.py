@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def row_ids(html: str) -> list[str]:
     """Ids of the listed rows (action checkboxes, or change links on read-only lists)."""
     checked = re.findall(r'name="_selected_action" value="([0-9a-f-]{36})"', html)
-    return checked or re.findall(r'/admin/\w+/\w+/([0-9a-f-]{36})/change/', html)
+    return checked or re.findall(r"/admin/\w+/\w+/([0-9a-f-]{36})/change/", html)
 
 
 def test_runs_show_and_filter_by_workspace(client, django_user_model, django_assert_max_num_queries):
