@@ -16,6 +16,7 @@ ACTION_MAX_CHARS = 500
 DESCRIPTION_MAX_CHARS = 10_000
 OPTION_MAX_CHARS = 200
 OPTIONS_MAX_ITEMS = 20
+METADATA_MAX_DEPTH = 64  # as deep as common.safe_yaml allows; far below Python's recursion limit
 NOTE_MAX_CHARS = 2_000
 EXPIRES_MIN_SECONDS = 1
 EXPIRES_MAX_SECONDS = 2_592_000  # 30 days
@@ -64,6 +65,13 @@ class Approval(models.Model):
                 fields=["created_at", "id"],
                 name="approval_pending_created",
                 condition=models.Q(status="pending"),
+            ),
+            # The sweep's look-up of notifications that never left (services.approval_requeue_unsent):
+            # few rows are ever unsent, so this stays tiny however many approvals exist.
+            models.Index(
+                fields=["created_at"],
+                name="approval_unsent",
+                condition=models.Q(notified_at__isnull=True, notify_error=""),
             ),
         ]
         permissions = [("decide_approval", "Can approve or reject approvals")]

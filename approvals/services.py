@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
+from celery.exceptions import CeleryError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from approvals.models import NOTE_MAX_CHARS, Approval, ApprovalEvent, ApprovalEventKind, ApprovalStatus
 from common.errors import ApplicationError, Conflict, Forbidden, NotFound
@@ -53,11 +55,22 @@ def _record(approval_id: UUID, kind: str, actor: str, details: dict[str, Any] | 
     ApprovalEvent.objects.create(approval_id=approval_id, kind=kind, actor=actor, details=details or {})
 
 
-def _enqueue_notification(approval_id: UUID) -> None:
-    """After commit, so the worker sees the decided row (and nothing is sent on a rollback)."""
+def _send_notification_task(approval_id: UUID | str) -> bool:
+    """Publish one notify task. A broker outage must not turn a committed decision into a 500
+    (the caller would retry and get 409): the row stays unsent and the sweep requeues it."""
     from approvals.tasks import notify_agent  # tasks import this module
 
-    transaction.on_commit(lambda: notify_agent.delay(str(approval_id)))
+    try:
+        notify_agent.delay(str(approval_id))
+    except (OSError, KombuError, CeleryError):
+        logger.warning("approval %s: broker unavailable, notification left for the sweep", approval_id)
+        return False
+    return True
+
+
+def _enqueue_notification(approval_id: UUID) -> None:
+    """After commit, so the worker sees the decided row (and nothing is sent on a rollback)."""
+    transaction.on_commit(lambda: _send_notification_task(approval_id))
 
 
 @transaction.atomic
@@ -82,9 +95,7 @@ def approval_create(
         created_by=created_by,
         created_at=now,
     )
-    _record(
-        approval.pk, ApprovalEventKind.CREATED, created_by, {"expires_at": approval.expires_at.isoformat()}
-    )
+    _record(approval.pk, ApprovalEventKind.CREATED, created_by, {"expires_at": _utc(approval.expires_at)})
     return approval
 
 
@@ -115,6 +126,10 @@ def approval_decide(
         raise ApplicationError(
             f"note must be at most {NOTE_MAX_CHARS} characters.",
             details={"note": [f"At most {NOTE_MAX_CHARS} characters."]},
+        )
+    if note is not None and "\x00" in note:  # PostgreSQL text cannot hold NUL (the console's form)
+        raise ApplicationError(
+            "note: Null characters are not allowed.", details={"note": ["Null characters are not allowed."]}
         )
     status = DECISIONS[decision]
     now = timezone.now()
@@ -168,12 +183,67 @@ def approval_expire_due(*, now: Any = None, limit: int = 500) -> int:
     return len(ids)
 
 
+def notification_window_seconds() -> int:
+    """How long one notify task, with all its retries, can take at most.
+
+    Between retries the claim is released, so an unsent row younger than this may still have a
+    task on its way; only older ones are orphans (their task was never published or was lost).
+    """
+    from approvals.tasks import retry_delay
+
+    attempts = settings.APPROVAL_NOTIFY_MAX_RETRIES + 1
+    waits = sum(retry_delay(retry) for retry in range(settings.APPROVAL_NOTIFY_MAX_RETRIES))
+    return waits + attempts * (settings.A2A_TIMEOUT_SECONDS + 60)
+
+
+def approval_requeue_unsent(*, now: Any = None, limit: int = 500) -> int:
+    """Publish a notify task again for decided or expired approvals nobody is telling the agent
+    about (the broker was down at decision time, or the task was lost); returns how many.
+
+    A duplicate task is harmless: the claim in `approval_notify` lets only one send.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=notification_window_seconds())
+    lease_start = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + 60)
+    orphans = (
+        Approval.objects.filter(notified_at__isnull=True, notify_error="")
+        .filter(
+            Q(status__in=(ApprovalStatus.APPROVED, ApprovalStatus.REJECTED), decided_at__lt=cutoff)
+            # Expired rows: counted from the sweep that expired them (its audit event), not from
+            # `expires_at`, which may be long before the sweep when Beat was down.
+            | Q(
+                Exists(
+                    ApprovalEvent.objects.filter(
+                        approval=OuterRef("pk"), kind=ApprovalEventKind.EXPIRED, created_at__lt=cutoff
+                    )
+                ),
+                status=ApprovalStatus.EXPIRED,
+            )
+        )
+        .filter(Q(notify_claimed_at__isnull=True) | Q(notify_claimed_at__lt=lease_start))
+        .order_by("created_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    sent = 0
+    for approval_id in orphans:
+        if not _send_notification_task(approval_id):
+            break  # the broker is still down; the next sweep tries again
+        sent += 1
+    if sent:
+        logger.info("requeued %d unsent approval notification(s)", sent)
+    return sent
+
+
+def _utc(moment: Any) -> str:
+    """ISO 8601 in UTC with `Z`, in exactly the API's format (SPEC §1)."""
+    return moment.astimezone(UTC).strftime(settings.REST_FRAMEWORK["DATETIME_FORMAT"])
+
+
 def notification_text(approval: Approval) -> str:
     subject = f'Approval {approval.id} ("{approval.action}")'
     if approval.status == ApprovalStatus.EXPIRED:
         return (
-            f"{subject} expired at {approval.expires_at.isoformat()} without a decision. "
-            "Treat it as not approved."
+            f"{subject} expired at {_utc(approval.expires_at)} without a decision. Treat it as not approved."
         )
     lines = [f"{subject} was {approval.status} by {approval.decided_by}."]
     if approval.decision_option is not None:
@@ -191,7 +261,7 @@ def notification_metadata(approval: Approval) -> dict[str, Any]:
         "option": approval.decision_option,
         "note": approval.note,
         "decided_by": approval.decided_by,
-        "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
+        "decided_at": _utc(approval.decided_at) if approval.decided_at else None,
     }
 
 

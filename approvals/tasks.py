@@ -32,4 +32,7 @@ def notify_agent(self, approval_id: str) -> str:
 
 @shared_task(name="approvals.expire_due")
 def expire_due() -> int:
-    return services.approval_expire_due()
+    """The Beat sweep: expire lapsed approvals, then requeue notifications that never left."""
+    expired = services.approval_expire_due()
+    services.approval_requeue_unsent()
+    return expired

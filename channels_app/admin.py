@@ -98,8 +98,8 @@ class ChannelAdmin(admin.ModelAdmin):
         "last_message_at",
         "short_error",
     )
-    list_filter = ("platform", "enabled", "workspace")
-    search_fields = ("name", "id")
+    list_filter = ("platform", "enabled", ("workspace", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name", "id", "workspace__name")
     list_select_related = ("workspace",)
     readonly_fields = (
         "masked_config",
@@ -168,10 +168,20 @@ class ChannelAdmin(admin.ModelAdmin):
 
 @admin.register(ChannelMessage)
 class ChannelMessageAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "channel", "direction", "status", "chat_id", "sender_id", "attempts")
-    list_filter = ("direction", "status")
-    list_select_related = ("channel",)
-    search_fields = ("id", "chat_id", "sender_id")
+    list_display = (
+        "created_at",
+        "channel",
+        "workspace",
+        "direction",
+        "status",
+        "chat_id",
+        "sender_id",
+        "attempts",
+    )
+    list_filter = ("direction", "status", "channel__platform")
+    list_select_related = ("channel", "channel__workspace")
+    search_fields = ("id", "chat_id", "sender_id", "channel__name", "channel__workspace__name")
+    date_hierarchy = "created_at"
     fields = (
         "id",
         "channel",
@@ -189,6 +199,10 @@ class ChannelMessageAdmin(admin.ModelAdmin):
         "updated_at",
     )
     readonly_fields = fields
+
+    @admin.display(description="workspace", ordering="channel__workspace__name")
+    def workspace(self, obj: ChannelMessage) -> str:
+        return obj.channel.workspace.name
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

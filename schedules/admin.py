@@ -122,6 +122,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 class ScheduleRunAdmin(admin.ModelAdmin):
     list_display = (
         "schedule",
+        "workspace",
         "trigger",
         "status",
         "scheduled_for",
@@ -130,9 +131,9 @@ class ScheduleRunAdmin(admin.ModelAdmin):
         "duration_ms",
         "error_detail",
     )
-    list_filter = ("status", "trigger")
-    search_fields = ("=id", "=schedule__id", "schedule__name", "error_detail")
-    list_select_related = ("schedule",)
+    list_filter = ("status", "trigger", ("schedule__workspace", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("=id", "=schedule__id", "schedule__name", "schedule__workspace__name", "error_detail")
+    list_select_related = ("schedule", "schedule__workspace")
     date_hierarchy = "scheduled_for"
     ordering = ("-created_at",)
     readonly_fields = (
@@ -150,6 +151,10 @@ class ScheduleRunAdmin(admin.ModelAdmin):
         "created_at",
     )
     fields = readonly_fields
+
+    @admin.display(description="workspace", ordering="schedule__workspace__name")
+    def workspace(self, obj: ScheduleRun) -> str:
+        return obj.schedule.workspace.name
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

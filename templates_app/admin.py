@@ -236,6 +236,7 @@ class BundleImportJobAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("status",)
+    search_fields = ("filename", "=id", "requested_by", "root__name", "parent__name")
     list_select_related = ("root", "parent")
     exclude = ("payload",)
     readonly_fields = (

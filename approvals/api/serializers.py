@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from approvals.models import (
@@ -10,6 +12,7 @@ from approvals.models import (
     EXPIRES_DEFAULT_SECONDS,
     EXPIRES_MAX_SECONDS,
     EXPIRES_MIN_SECONDS,
+    METADATA_MAX_DEPTH,
     NOTE_MAX_CHARS,
     OPTION_MAX_CHARS,
     OPTIONS_MAX_ITEMS,
@@ -17,7 +20,7 @@ from approvals.models import (
     ApprovalStatus,
 )
 from approvals.services import DECISIONS
-from common.serializers import StrictSerializer
+from common.serializers import StrictCharField, StrictSerializer
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -59,14 +62,38 @@ class PendingApprovalSerializer(ApprovalSerializer):
         read_only_fields = fields
 
 
+def metadata_problem(value: Any) -> str | None:
+    """Why `value` cannot be stored as metadata, or None.
+
+    PostgreSQL `jsonb` refuses the NUL character, and very deep nesting exhausts Python's
+    recursion limit when the value is encoded; both were 500s. Iterative, so a deep value
+    cannot overflow the check itself.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > METADATA_MAX_DEPTH:
+            return f"Nesting deeper than {METADATA_MAX_DEPTH} levels is not allowed."
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return "Null characters are not allowed."
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and "\x00" in item:
+            return "Null characters are not allowed."
+    return None
+
+
 class ApprovalCreateSerializer(StrictSerializer):
-    action = serializers.CharField(max_length=ACTION_MAX_CHARS)
-    description = serializers.CharField(
+    action = StrictCharField(max_length=ACTION_MAX_CHARS)
+    description = StrictCharField(
         max_length=DESCRIPTION_MAX_CHARS, required=False, allow_blank=True, default=""
     )
     metadata = serializers.DictField(required=False, default=dict)
     options = serializers.ListField(
-        child=serializers.CharField(max_length=OPTION_MAX_CHARS),
+        child=StrictCharField(max_length=OPTION_MAX_CHARS),
         max_length=OPTIONS_MAX_ITEMS,
         required=False,
         default=list,
@@ -74,6 +101,12 @@ class ApprovalCreateSerializer(StrictSerializer):
     expires_in_seconds = serializers.IntegerField(
         min_value=EXPIRES_MIN_SECONDS, max_value=EXPIRES_MAX_SECONDS, default=EXPIRES_DEFAULT_SECONDS
     )
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        problem = metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def validate_options(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
@@ -83,5 +116,5 @@ class ApprovalCreateSerializer(StrictSerializer):
 
 class ApprovalDecideSerializer(StrictSerializer):
     decision = serializers.ChoiceField(choices=sorted(DECISIONS))
-    option = serializers.CharField(max_length=OPTION_MAX_CHARS, required=False)
-    note = serializers.CharField(max_length=NOTE_MAX_CHARS, required=False, allow_blank=True)
+    option = StrictCharField(max_length=OPTION_MAX_CHARS, required=False)
+    note = StrictCharField(max_length=NOTE_MAX_CHARS, required=False, allow_blank=True)

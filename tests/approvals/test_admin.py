@@ -237,3 +237,11 @@ def test_detail_button_refuses_an_overlong_note(console, approval):
     response = console.post(decide_url(approval), {"decision": "approve", "note": "n" * 2001}, follow=True)
     assert messages_of(response) == ['"deploy to production": note must be at most 2000 characters.']
     assert Approval.objects.get(pk=approval.pk).status == "pending"
+
+
+def test_detail_button_refuses_a_note_with_a_null_character(console, approval):
+    # PostgreSQL text cannot store NUL; this was a 500 from the console.
+    response = console.post(decide_url(approval), {"decision": "approve", "note": "ok\x00"}, follow=True)
+    assert response.status_code == 200
+    assert messages_of(response) == ['"deploy to production": note: Null characters are not allowed.']
+    assert Approval.objects.get(pk=approval.pk).status == "pending"

@@ -71,6 +71,8 @@ def test_agent_creates_a_pending_approval(as_agent, workspace):
     assert before + timedelta(seconds=599) < approval.expires_at <= timezone.now() + timedelta(seconds=600)
     events = list(ApprovalEvent.objects.filter(approval=approval).values_list("kind", "actor"))
     assert events == [("created", "agent-1")]
+    created = ApprovalEvent.objects.get(approval=approval)
+    assert created.details == {"expires_at": body["expires_at"]}, "the trail shows times like the API (Z)"
 
 
 def test_create_defaults(as_agent, workspace):
@@ -97,6 +99,15 @@ def test_create_defaults(as_agent, workspace):
         ({"action": "x", "options": ["a", "a"]}, "options"),
         ({"action": "x", "options": [str(i) for i in range(21)]}, "options"),
         ({"action": "x", "description": "d" * 10_001}, "description"),
+        ({"action": 5}, "action"),
+        ({"action": True}, "action"),
+        ({"action": "x", "options": [1, 2]}, "options"),
+        ({"action": "x", "options": ["a" * 201]}, "options"),
+        ({"action": "x", "description": 12}, "description"),
+        # PostgreSQL jsonb refuses NUL characters: these were 500s.
+        ({"action": "x", "metadata": {"k": "v\x00"}}, "metadata"),
+        ({"action": "x", "metadata": {"k\x00": 1}}, "metadata"),
+        ({"action": "x", "metadata": {"k": [{"deep": ["\x00"]}]}}, "metadata"),
     ],
 )
 def test_create_validation(as_agent, workspace, payload, field):
@@ -114,6 +125,39 @@ def test_expires_in_seconds_edges_accepted(as_agent, workspace, seconds):
     assert response.status_code == 201, response.json()
     approval = Approval.objects.get(pk=response.json()["id"])
     assert approval.expires_at - approval.created_at == timedelta(seconds=seconds)
+
+
+def nested(depth: int) -> dict:
+    """An object `depth` levels deep (1 is a flat object)."""
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+def test_metadata_nesting_limit(as_agent, workspace):
+    # Deeper values overflowed Python's recursion limit when encoded for the database (a 500).
+    accepted = as_agent.post(url(workspace), {"action": "x", "metadata": nested(64)}, format="json")
+    assert accepted.status_code == 201, accepted.json()
+    assert accepted.json()["metadata"] == nested(64)
+    refused = as_agent.post(url(workspace), {"action": "x", "metadata": nested(65)}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid_request"
+    assert refused.json()["details"]["metadata"] == ["Nesting deeper than 64 levels is not allowed."]
+    too_deep = as_agent.post(url(workspace), {"action": "x", "metadata": nested(900)}, format="json")
+    assert too_deep.status_code == 400
+    assert Approval.objects.count() == 1
+
+
+def test_limits_of_options_and_description_at_their_edges(as_agent, workspace):
+    body = {
+        "action": "x",
+        "options": [f"{index}".ljust(200, "o") for index in range(20)],
+        "description": "d" * 10_000,
+    }
+    response = as_agent.post(url(workspace), body, format="json")
+    assert response.status_code == 201, response.json()
+    assert len(response.json()["options"]) == 20
 
 
 def test_action_of_500_chars_is_accepted(as_agent, workspace):
@@ -334,6 +378,8 @@ def test_option_without_offered_options_is_400(as_admin, workspace):
         ({}, "invalid_request", "decision"),
         ({"decision": "maybe"}, "invalid_request", "decision"),
         ({"decision": "approve", "note": "n" * 2001}, "invalid_request", "note"),
+        ({"decision": "approve", "note": 7}, "invalid_request", "note"),
+        ({"decision": "approve", "option": 1}, "invalid_request", "option"),
         ({"decision": "approve", "status": "approved"}, "unknown_field", "status"),
     ],
 )

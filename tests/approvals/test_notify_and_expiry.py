@@ -7,10 +7,13 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from rest_framework.test import APIClient
 
 from approvals import services, tasks
 from approvals.models import Approval, ApprovalEvent, ApprovalStatus
 from tests.approvals.conftest import a2a_ok, make_approval
+from tests.support.factories import bearer, make_admin_token, make_workspace
 from tests.support.fake_http import FakeResponse
 from tokens.principal import Principal
 from workspaces.a2a import A2AError
@@ -56,8 +59,10 @@ def test_decision_notifies_the_agent_once(agent_workspace, echo_agent):
         "option": "b",
         "note": "go ahead",
         "decided_by": "operator-1",
-        "decided_at": Approval.objects.get(pk=approval.pk).decided_at.isoformat(),
+        # SPEC §1: UTC timestamps end in Z, here as in every response.
+        "decided_at": Approval.objects.get(pk=approval.pk).decided_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
+    assert message["metadata"]["decided_at"].endswith("Z")
     text = message["parts"][0]["text"]
     assert str(approval.id) in text and "approved" in text and "Option: b" in text and "go ahead" in text
     assert message["messageId"] == services.notification_message_id(Approval.objects.get(pk=approval.pk))
@@ -200,9 +205,102 @@ def test_expiry_notification_tells_the_agent_once(agent_workspace, echo_agent):
     assert message["metadata"]["status"] == "expired"
     assert message["metadata"]["option"] is None and message["metadata"]["decided_by"] is None
     assert "expired" in message["parts"][0]["text"] and "not approved" in message["parts"][0]["text"]
+    assert "+00:00" not in message["parts"][0]["text"]
 
 
 def test_sweep_is_scheduled_in_beat():
     entry = django_settings.CELERY_BEAT_SCHEDULE["approvals-expire-due"]
     assert entry["task"] == "approvals.expire_due"
     assert entry["schedule"] == float(django_settings.APPROVAL_SWEEP_SECONDS)
+
+
+# --- broker outages ---------------------------------------------------------------------------------
+
+
+def _broker_down(*args, **kwargs):
+    raise KombuOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decision_stands_when_the_broker_is_down(monkeypatch):
+    # The on_commit publish used to raise after the commit: a 500 for a decision that had been
+    # taken (a retry then got 409), and an agent that was never told.
+    workspace = make_workspace("alpha")
+    approval = make_approval(workspace)
+    client = APIClient()
+    client.credentials(**bearer(make_admin_token("root")))
+    monkeypatch.setattr(tasks.notify_agent, "delay", _broker_down)
+    response = client.post(
+        f"/workspaces/{workspace.id}/approvals/{approval.id}/decide", {"decision": "approve"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "approved"
+    row = Approval.objects.get(pk=approval.pk)
+    assert row.status == ApprovalStatus.APPROVED and row.notified_at is None
+
+
+def test_sweep_requeues_notifications_that_never_left(workspace, monkeypatch):
+    published: list[str] = []
+    monkeypatch.setattr(tasks.notify_agent, "delay", published.append)
+    orphan = make_approval(workspace, action="orphan")
+    services.approval_decide(approval=orphan, decision="approve", actor=OPERATOR)
+    lapsed = make_approval(workspace, action="lapsed")
+    _lapse(lapsed)
+    services.approval_expire_due()
+    told = make_approval(workspace, action="told")
+    services.approval_decide(approval=told, decision="reject", actor=OPERATOR)
+    Approval.objects.filter(pk=told.pk).update(notified_at=timezone.now())
+    failed = make_approval(workspace, action="failed")
+    services.approval_decide(approval=failed, decision="reject", actor=OPERATOR)
+    Approval.objects.filter(pk=failed.pk).update(notify_error="agent answered 404")
+    make_approval(workspace, action="still pending")
+
+    window = timedelta(seconds=services.notification_window_seconds())
+    assert window >= timedelta(hours=1), "covers every retry of the default backoff"
+    now = timezone.now()
+    # Within the window a retry may still be on its way: nothing is requeued.
+    assert services.approval_requeue_unsent(now=now + window - timedelta(seconds=5)) == 0
+    assert services.approval_requeue_unsent(now=now + window + timedelta(seconds=5)) == 2
+    assert sorted(published) == sorted([str(orphan.id), str(lapsed.id)])
+
+    # A task that is sending right now (fresh claim) is left alone.
+    published.clear()
+    Approval.objects.filter(pk=orphan.pk).update(notify_claimed_at=now + window)
+    assert services.approval_requeue_unsent(now=now + window + timedelta(seconds=5)) == 1
+    assert published == [str(lapsed.id)]
+
+
+def test_requeue_counts_expired_approvals_from_their_sweep(workspace, monkeypatch):
+    # Beat was down for a day: the approval lapsed long ago but was only just swept, so its
+    # notify task (published by that sweep) may still be retrying; it is not an orphan yet.
+    published: list[str] = []
+    monkeypatch.setattr(tasks.notify_agent, "delay", published.append)
+    approval = make_approval(workspace)
+    Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    services.approval_expire_due()
+    assert services.approval_requeue_unsent() == 0
+    later = timezone.now() + timedelta(seconds=services.notification_window_seconds() + 5)
+    assert services.approval_requeue_unsent(now=later) == 1
+    assert published == [str(approval.id)]
+
+
+def test_requeue_stops_while_the_broker_is_still_down(workspace, monkeypatch):
+    for index in range(3):
+        approval = make_approval(workspace, action=f"a{index}")
+        services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
+    monkeypatch.setattr(tasks.notify_agent, "delay", _broker_down)
+    later = timezone.now() + timedelta(seconds=services.notification_window_seconds() + 5)
+    assert services.approval_requeue_unsent(now=later) == 0
+
+
+def test_requeued_notification_is_sent_once(agent_workspace, echo_agent, monkeypatch):
+    approval = make_approval(agent_workspace)
+    monkeypatch.setattr(tasks.notify_agent, "delay", _broker_down)
+    services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
+    published: list[str] = []
+    monkeypatch.setattr(tasks.notify_agent, "delay", published.append)
+    later = timezone.now() + timedelta(seconds=services.notification_window_seconds() + 5)
+    assert services.approval_requeue_unsent(now=later) == 1
+    assert tasks.notify_agent.apply(args=published).get() == "sent"
+    assert services.approval_requeue_unsent(now=later) == 0
+    assert len(echo_agent.received) == 1
