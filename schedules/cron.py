@@ -123,22 +123,27 @@ def validate_expression(expression: str) -> str:
 
 def next_fire(expression: str, timezone_name: str, after: datetime) -> datetime | None:
     """The first fire time strictly after `after`, in UTC (None if it never fires again)."""
-    local = after.astimezone(zone(timezone_name))
+    tz = zone(timezone_name)
     try:
-        return next(CronSim(expression, local)).astimezone(UTC)
-    except StopIteration:
+        return next(CronSim(expression, after.astimezone(tz))).astimezone(UTC)
+    except (StopIteration, OverflowError):  # OverflowError: past the end of the calendar (year 9999)
         return None
 
 
 def fire_times(expression: str, timezone_name: str, after: datetime, count: int) -> list[datetime]:
-    """The next `count` fire times strictly after `after`, in UTC."""
-    iterator = CronSim(expression, after.astimezone(zone(timezone_name)))
+    """The next `count` fire times strictly after `after`, in UTC (fewer if the series ends).
+
+    Python dates end with the year 9999; cronsim overflows when its search reaches that end, so
+    the series simply stops there instead of failing the request.
+    """
+    tz = zone(timezone_name)
     result: list[datetime] = []
-    for _ in range(count):
-        try:
+    try:
+        iterator = CronSim(expression, after.astimezone(tz))
+        for _ in range(count):
             result.append(next(iterator).astimezone(UTC))
-        except StopIteration:
-            break
+    except (StopIteration, OverflowError):
+        pass
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
@@ -17,7 +18,7 @@ from schedules.models import (
     ScheduleRun,
     ScheduleSource,
 )
-from schedules.selectors import PREVIEW_MAX_COUNT
+from schedules.selectors import PREVIEW_MAX_COUNT, PREVIEW_MIN_YEAR
 
 
 class ScheduleSerializer(serializers.ModelSerializer):
@@ -104,8 +105,17 @@ class ScheduleInputSerializer(StrictSerializer):
 class PreviewInputSerializer(StrictSerializer):
     expression = _LooseString(help_text="5 cron fields: minute hour day-of-month month day-of-week.")
     timezone = _LooseString(required=False, default="UTC", help_text="IANA time zone.")
-    after = serializers.DateTimeField(required=False, help_text="Defaults to now.")
+    after = serializers.DateTimeField(
+        required=False, help_text=f"Defaults to now; from the year {PREVIEW_MIN_YEAR} on."
+    )
     count = serializers.IntegerField(required=False, default=5, min_value=1, max_value=PREVIEW_MAX_COUNT)
+
+    def validate_after(self, value: datetime) -> datetime:
+        # Slots before the Unix epoch mean nothing to a scheduler, and years below 1000 would come
+        # back as non-ISO text ("1-01-01T00:01:00Z"); refuse rather than answer nonsense.
+        if value.year < PREVIEW_MIN_YEAR:
+            raise serializers.ValidationError(f"Must be in the year {PREVIEW_MIN_YEAR} or later.")
+        return value
 
 
 class PreviewSerializer(serializers.Serializer):

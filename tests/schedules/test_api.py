@@ -452,6 +452,42 @@ def test_preview_count_edges_and_errors(as_agent, workspace):
         assert response.json()["code"] == code, body
 
 
+def test_preview_at_the_end_of_the_calendar_stops_instead_of_failing(as_agent, workspace):
+    """Python dates end in 9999: the series stops there (fewer or no runs), never a 500."""
+    path = url(workspace, "preview")
+    for body, most in [
+        ({"expression": "* * * * *", "after": "9999-12-31T23:50:00Z", "count": 50}, 9),
+        ({"expression": "* * * * *", "after": "9999-12-31T23:59:00Z"}, 0),
+        ({"expression": "0 0 29 2 *", "after": "9999-01-01T00:00:00Z"}, 0),
+        ({"expression": "* * * * *", "timezone": "Asia/Tokyo", "after": "9999-12-31T20:00:00Z"}, 0),
+    ]:
+        response = as_agent.post(path, body, format="json")
+        assert response.status_code == 200, (body, response.content[:300])
+        runs = response.json()["next_runs"]
+        assert len(runs) <= most, body
+        assert all(run.startswith("9999-12-31T") for run in runs), body
+
+
+def test_preview_after_edges(as_agent, workspace):
+    path = url(workspace, "preview")
+    ok = as_agent.post(
+        path, {"expression": "0 0 * * *", "after": "1970-01-01T00:00:00Z", "count": 1}, format="json"
+    )
+    assert ok.status_code == 200
+    assert ok.json()["next_runs"] == ["1970-01-02T00:00:00.000000Z"]
+    too_early = as_agent.post(
+        path, {"expression": "0 0 * * *", "after": "1969-12-31T23:59:59Z"}, format="json"
+    )
+    assert too_early.status_code == 400
+    assert too_early.json()["code"] == "invalid_request"
+    assert "after" in too_early.json()["details"]
+    year_one = as_agent.post(
+        path, {"expression": "* * * * *", "after": "0001-01-01T00:00:00Z"}, format="json"
+    )
+    assert year_one.status_code == 400
+    assert year_one.json()["code"] == "invalid_request"
+
+
 def test_malformed_json_and_non_object(as_agent, workspace):
     response = as_agent.post(url(workspace), "[1]", content_type="application/json")
     assert response.status_code == 400
