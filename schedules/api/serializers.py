@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.serializers import StrictSerializer
+from common.serializers import StrictCharField, StrictSerializer
 from schedules import cron
 from schedules.models import (
     NAME_MAX_CHARS,
@@ -77,8 +77,12 @@ class ScheduleRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class _LooseString(serializers.CharField):
-    """A string passed on untouched (no trimming); the service applies the domain rules."""
+class _LooseString(StrictCharField):
+    """A string passed on untouched (no trimming); the service applies the domain rules.
+
+    Numbers and booleans are refused rather than turned into text (`"prompt": 12345` is a
+    mistake, not a prompt).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
@@ -96,10 +100,14 @@ class ScheduleInputSerializer(StrictSerializer):
     timezone = _LooseString(required=False, default="UTC", help_text="IANA time zone.")
     prompt = _LooseString(help_text=f"1 to {PROMPT_MAX_CHARS} characters (after removing \\r).")
     enabled = serializers.BooleanField(required=False, default=True)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=NAME_MAX_CHARS, default="")
+    name = StrictCharField(required=False, allow_blank=True, max_length=NAME_MAX_CHARS, default="")
 
     def validate_enabled(self, value: Any) -> bool:
         return bool(value)
+
+
+class RunNowInputSerializer(StrictSerializer):
+    """Run now takes no fields: anything sent (say, a one-off `prompt`) is refused, not ignored."""
 
 
 class PreviewInputSerializer(StrictSerializer):

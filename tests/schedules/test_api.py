@@ -361,6 +361,39 @@ def test_run_now_queues_a_manual_run(as_agent, workspace, make_schedule, django_
     assert run.trigger == RunTrigger.MANUAL
 
 
+def test_run_now_refuses_body_fields_instead_of_ignoring_them(as_agent, workspace, make_schedule):
+    schedule = make_schedule()
+    path = url(workspace, str(schedule.id), "run")
+    for body in ({"prompt": "a one-off prompt"}, {"trigger": "cron"}):
+        response = as_agent.post(path, body, format="json")
+        assert response.status_code == 400, body
+        assert response.json()["code"] == "unknown_field"
+        assert set(response.json()["details"]) == set(body)
+    not_an_object = as_agent.post(path, "[1]", content_type="application/json")
+    assert not_an_object.status_code == 400
+    assert not_an_object.json()["code"] == "invalid_request"
+    assert not ScheduleRun.objects.filter(schedule=schedule).exists()
+    # no body and an empty object are both fine
+    assert as_agent.post(path).status_code == 202
+    assert as_agent.post(path + "/", {}, format="json").status_code == 202
+    assert ScheduleRun.objects.filter(schedule=schedule, trigger=RunTrigger.MANUAL).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("prompt", 12345), ("prompt", True), ("name", 7), ("name", False), ("prompt", ["x"])]
+)
+def test_non_string_prompt_and_name_are_refused(as_agent, workspace, make_schedule, field, value):
+    response = create(as_agent, workspace, **{field: value})
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid_request"
+    assert field in response.json()["details"]
+    schedule = make_schedule(name="kept")
+    patched = as_agent.patch(url(workspace, str(schedule.id)), {field: value}, format="json")
+    assert patched.status_code == 400
+    assert patched.json()["code"] == "invalid_request"
+    assert Schedule.objects.filter(workspace=workspace).count() == 1
+
+
 def test_history_newest_first_and_status_filter(as_agent, workspace, make_schedule):
     schedule = make_schedule()
     now = timezone.now()
