@@ -250,6 +250,50 @@ def test_list_pagination(as_agent, workspace, make_schedule):
     assert 'rel="next"' in page["Link"]
 
 
+def test_list_and_history_limit_edges(as_agent, workspace, make_schedule):
+    schedule = make_schedule()
+    make_schedule()
+    now = timezone.now()
+    for minutes in (1, 2):
+        ScheduleRun.objects.create(schedule=schedule, scheduled_for=now - timedelta(minutes=minutes))
+    for path in (url(workspace), url(workspace, str(schedule.id), "history")):
+        one = as_agent.get(path + "?limit=1")
+        assert (one.status_code, len(one.json())) == (200, 1), path
+        assert 'rel="next"' in one["Link"]
+        full = as_agent.get(path + "?limit=200")
+        assert (full.status_code, len(full.json())) == (200, 2), path
+        assert "Link" not in full
+        for bad in ("limit=0", "limit=201", "limit=abc"):
+            response = as_agent.get(f"{path}?{bad}")
+            assert (response.status_code, response.json()["code"]) == (400, "invalid_parameter"), (path, bad)
+
+
+def test_name_length_edges(as_agent, workspace):
+    assert create(as_agent, workspace, name="n" * 200).status_code == 201
+    response = create(as_agent, workspace, name="m" * 201)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert "name" in response.json()["details"]
+
+
+def test_body_size_edge_is_1_mib(as_agent, workspace):
+    """Up to 1 MiB is parsed (here: refused for its prompt); above it, 413 before parsing."""
+    path = url(workspace)
+
+    def body_of(size: int) -> bytes:
+        head = b'{"expression": "* * * * *", "prompt": "'
+        tail = b'"}'
+        return head + b"x" * (size - len(head) - len(tail)) + tail
+
+    at_limit = as_agent.generic("POST", path, body_of(1024 * 1024), content_type="application/json")
+    assert at_limit.status_code == 400
+    assert at_limit.json()["code"] == "invalid_request"
+    over = as_agent.generic("POST", path, body_of(1024 * 1024 + 1), content_type="application/json")
+    assert over.status_code == 413
+    assert over.json()["code"] == "payload_too_large"
+    assert not Schedule.objects.exists()
+
+
 def test_list_and_history_query_counts_are_constant(
     as_agent, workspace, make_schedule, django_assert_num_queries
 ):
