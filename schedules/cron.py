@@ -149,7 +149,9 @@ def fire_times(expression: str, timezone_name: str, after: datetime, count: int)
 
 def latest_fire(expression: str, timezone_name: str, at_or_before: datetime) -> datetime | None:
     """The last fire time at or before `at_or_before`, in UTC (for catching up after downtime)."""
-    start = at_or_before.astimezone(zone(timezone_name)).replace(microsecond=0) + timedelta(seconds=1)
+    # Add the second in UTC: wall-clock arithmetic on a local time drops `fold`, which would move
+    # a moment in the second copy of a repeated hour back into the first one.
+    start = (at_or_before.replace(microsecond=0) + timedelta(seconds=1)).astimezone(zone(timezone_name))
     try:
         return next(CronSim(expression, start, reverse=True)).astimezone(UTC)
     except StopIteration:
