@@ -75,6 +75,34 @@ def test_response_excerpt_is_capped(db, fake_http):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("reply", "excerpt"),
+    [("ok\x00done", "okdone"), ("half \ud83d pair", "half ? pair"), ("emoji \U0001f600", "emoji \U0001f600")],
+)
+def test_a_reply_postgresql_cannot_store_still_records_success(db, fake_http, reply, excerpt):
+    """A NUL or a lone surrogate in the agent's reply used to fail the save: the run stayed `running`."""
+    fake_http.route(
+        "POST",
+        "/",
+        json_response(
+            {
+                "jsonrpc": "2.0",
+                "id": "1",
+                "result": {"kind": "message", "parts": [{"kind": "text", "text": reply}]},
+            }
+        ),
+    )
+    workspace = make_workspace("odd", url=fake_http.url + "/")
+    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="p")
+    run = queued_run(schedule)
+    services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.response_excerpt) == (RunStatus.SUCCESS, excerpt)
+    schedule.refresh_from_db()
+    assert (schedule.last_status, schedule.run_count) == ("success", 1)
+
+
+@pytest.mark.django_db
 def test_agent_down_is_an_error_with_the_reason(db):
     workspace = make_workspace("down", url=f"http://127.0.0.1:{free_port()}/")
     schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="p")
