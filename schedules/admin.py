@@ -42,6 +42,19 @@ class ScheduleAdminForm(forms.ModelForm):
     def clean_name(self) -> str:
         return self._check("name", services.name_normalize)
 
+    def clean(self) -> dict[str, Any]:
+        """The name rule, on the form: when editing, `workspace` is read-only and so not part of the
+        form, which leaves the model's (workspace, name) constraint unchecked until the database
+        refuses the save (a 500)."""
+        cleaned = super().clean()
+        name = cleaned.get("name")
+        workspace = cleaned.get("workspace") or (self.instance.workspace if self.instance.pk else None)
+        if name and workspace is not None:
+            clash = Schedule.objects.filter(workspace=workspace, name=name).exclude(pk=self.instance.pk)
+            if clash.exists():
+                self.add_error("name", "A schedule with this name already exists in this workspace.")
+        return cleaned
+
 
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):

@@ -123,28 +123,35 @@ def validate_expression(expression: str) -> str:
 
 def next_fire(expression: str, timezone_name: str, after: datetime) -> datetime | None:
     """The first fire time strictly after `after`, in UTC (None if it never fires again)."""
-    local = after.astimezone(zone(timezone_name))
+    tz = zone(timezone_name)
     try:
-        return next(CronSim(expression, local)).astimezone(UTC)
-    except StopIteration:
+        return next(CronSim(expression, after.astimezone(tz))).astimezone(UTC)
+    except (StopIteration, OverflowError):  # OverflowError: past the end of the calendar (year 9999)
         return None
 
 
 def fire_times(expression: str, timezone_name: str, after: datetime, count: int) -> list[datetime]:
-    """The next `count` fire times strictly after `after`, in UTC."""
-    iterator = CronSim(expression, after.astimezone(zone(timezone_name)))
+    """The next `count` fire times strictly after `after`, in UTC (fewer if the series ends).
+
+    Python dates end with the year 9999; cronsim overflows when its search reaches that end, so
+    the series simply stops there instead of failing the request.
+    """
+    tz = zone(timezone_name)
     result: list[datetime] = []
-    for _ in range(count):
-        try:
+    try:
+        iterator = CronSim(expression, after.astimezone(tz))
+        for _ in range(count):
             result.append(next(iterator).astimezone(UTC))
-        except StopIteration:
-            break
+    except (StopIteration, OverflowError):
+        pass
     return result
 
 
 def latest_fire(expression: str, timezone_name: str, at_or_before: datetime) -> datetime | None:
     """The last fire time at or before `at_or_before`, in UTC (for catching up after downtime)."""
-    start = at_or_before.astimezone(zone(timezone_name)).replace(microsecond=0) + timedelta(seconds=1)
+    # Add the second in UTC: wall-clock arithmetic on a local time drops `fold`, which would move
+    # a moment in the second copy of a repeated hour back into the first one.
+    start = (at_or_before.replace(microsecond=0) + timedelta(seconds=1)).astimezone(zone(timezone_name))
     try:
         return next(CronSim(expression, start, reverse=True)).astimezone(UTC)
     except StopIteration:

@@ -16,6 +16,8 @@ from workspaces.models import Workspace
 from workspaces.selectors import DELIVERY_STALE_MARGIN_SECONDS, BusyState, workspace_busy_state
 
 PREVIEW_MAX_COUNT = 50
+# `after` of a preview: from here on (see PreviewInputSerializer).
+PREVIEW_MIN_YEAR = 1970
 
 
 def schedule_list(*, workspace: Workspace) -> QuerySet[Schedule]:

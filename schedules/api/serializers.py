@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
-from common.serializers import StrictSerializer
+from common.serializers import StrictCharField, StrictSerializer
 from schedules import cron
 from schedules.models import (
     NAME_MAX_CHARS,
@@ -17,7 +18,7 @@ from schedules.models import (
     ScheduleRun,
     ScheduleSource,
 )
-from schedules.selectors import PREVIEW_MAX_COUNT
+from schedules.selectors import PREVIEW_MAX_COUNT, PREVIEW_MIN_YEAR
 
 
 class ScheduleSerializer(serializers.ModelSerializer):
@@ -76,8 +77,12 @@ class ScheduleRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class _LooseString(serializers.CharField):
-    """A string passed on untouched (no trimming); the service applies the domain rules."""
+class _LooseString(StrictCharField):
+    """A string passed on untouched (no trimming); the service applies the domain rules.
+
+    Numbers and booleans are refused rather than turned into text (`"prompt": 12345` is a
+    mistake, not a prompt).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
@@ -95,17 +100,30 @@ class ScheduleInputSerializer(StrictSerializer):
     timezone = _LooseString(required=False, default="UTC", help_text="IANA time zone.")
     prompt = _LooseString(help_text=f"1 to {PROMPT_MAX_CHARS} characters (after removing \\r).")
     enabled = serializers.BooleanField(required=False, default=True)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=NAME_MAX_CHARS, default="")
+    name = StrictCharField(required=False, allow_blank=True, max_length=NAME_MAX_CHARS, default="")
 
     def validate_enabled(self, value: Any) -> bool:
         return bool(value)
 
 
+class RunNowInputSerializer(StrictSerializer):
+    """Run now takes no fields: anything sent (say, a one-off `prompt`) is refused, not ignored."""
+
+
 class PreviewInputSerializer(StrictSerializer):
     expression = _LooseString(help_text="5 cron fields: minute hour day-of-month month day-of-week.")
     timezone = _LooseString(required=False, default="UTC", help_text="IANA time zone.")
-    after = serializers.DateTimeField(required=False, help_text="Defaults to now.")
+    after = serializers.DateTimeField(
+        required=False, help_text=f"Defaults to now; from the year {PREVIEW_MIN_YEAR} on."
+    )
     count = serializers.IntegerField(required=False, default=5, min_value=1, max_value=PREVIEW_MAX_COUNT)
+
+    def validate_after(self, value: datetime) -> datetime:
+        # Slots before the Unix epoch mean nothing to a scheduler, and years below 1000 would come
+        # back as non-ISO text ("1-01-01T00:01:00Z"); refuse rather than answer nonsense.
+        if value.year < PREVIEW_MIN_YEAR:
+            raise serializers.ValidationError(f"Must be in the year {PREVIEW_MIN_YEAR} or later.")
+        return value
 
 
 class PreviewSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from schedules import selectors, services
 from schedules.api.serializers import (
     PreviewInputSerializer,
     PreviewSerializer,
+    RunNowInputSerializer,
     ScheduleInputSerializer,
     ScheduleRunSerializer,
     ScheduleSerializer,
@@ -93,13 +94,16 @@ class ScheduleRunNowView(WorkspaceScopedView):
 
     @extend_schema(
         summary="Run a schedule now",
-        description='Queues a run with `trigger="manual"`, whether the schedule is enabled or not.',
+        description='Queues a run with `trigger="manual"`, whether the schedule is enabled or not. '
+        "Takes no body (any field is a 400 `unknown_field`).",
         tags=TAGS,
         request=None,
         responses={202: ScheduleRunSerializer, **ERRORS},
     )
     def post(self, request: Request, workspace_id: Any, schedule_id: Any) -> Response:
         schedule = selectors.schedule_get(workspace=self.workspace, schedule_id=schedule_id)
+        if request.data:  # no body, or `{}`
+            RunNowInputSerializer(data=request.data).is_valid(raise_exception=True)
         run = services.schedule_run_now(schedule=schedule)
         return Response(ScheduleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

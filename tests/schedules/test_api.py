@@ -250,6 +250,50 @@ def test_list_pagination(as_agent, workspace, make_schedule):
     assert 'rel="next"' in page["Link"]
 
 
+def test_list_and_history_limit_edges(as_agent, workspace, make_schedule):
+    schedule = make_schedule()
+    make_schedule()
+    now = timezone.now()
+    for minutes in (1, 2):
+        ScheduleRun.objects.create(schedule=schedule, scheduled_for=now - timedelta(minutes=minutes))
+    for path in (url(workspace), url(workspace, str(schedule.id), "history")):
+        one = as_agent.get(path + "?limit=1")
+        assert (one.status_code, len(one.json())) == (200, 1), path
+        assert 'rel="next"' in one["Link"]
+        full = as_agent.get(path + "?limit=200")
+        assert (full.status_code, len(full.json())) == (200, 2), path
+        assert "Link" not in full
+        for bad in ("limit=0", "limit=201", "limit=abc"):
+            response = as_agent.get(f"{path}?{bad}")
+            assert (response.status_code, response.json()["code"]) == (400, "invalid_parameter"), (path, bad)
+
+
+def test_name_length_edges(as_agent, workspace):
+    assert create(as_agent, workspace, name="n" * 200).status_code == 201
+    response = create(as_agent, workspace, name="m" * 201)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert "name" in response.json()["details"]
+
+
+def test_body_size_edge_is_1_mib(as_agent, workspace):
+    """Up to 1 MiB is parsed (here: refused for its prompt); above it, 413 before parsing."""
+    path = url(workspace)
+
+    def body_of(size: int) -> bytes:
+        head = b'{"expression": "* * * * *", "prompt": "'
+        tail = b'"}'
+        return head + b"x" * (size - len(head) - len(tail)) + tail
+
+    at_limit = as_agent.generic("POST", path, body_of(1024 * 1024), content_type="application/json")
+    assert at_limit.status_code == 400
+    assert at_limit.json()["code"] == "invalid_request"
+    over = as_agent.generic("POST", path, body_of(1024 * 1024 + 1), content_type="application/json")
+    assert over.status_code == 413
+    assert over.json()["code"] == "payload_too_large"
+    assert not Schedule.objects.exists()
+
+
 def test_list_and_history_query_counts_are_constant(
     as_agent, workspace, make_schedule, django_assert_num_queries
 ):
@@ -361,6 +405,39 @@ def test_run_now_queues_a_manual_run(as_agent, workspace, make_schedule, django_
     assert run.trigger == RunTrigger.MANUAL
 
 
+def test_run_now_refuses_body_fields_instead_of_ignoring_them(as_agent, workspace, make_schedule):
+    schedule = make_schedule()
+    path = url(workspace, str(schedule.id), "run")
+    for body in ({"prompt": "a one-off prompt"}, {"trigger": "cron"}):
+        response = as_agent.post(path, body, format="json")
+        assert response.status_code == 400, body
+        assert response.json()["code"] == "unknown_field"
+        assert set(response.json()["details"]) == set(body)
+    not_an_object = as_agent.post(path, "[1]", content_type="application/json")
+    assert not_an_object.status_code == 400
+    assert not_an_object.json()["code"] == "invalid_request"
+    assert not ScheduleRun.objects.filter(schedule=schedule).exists()
+    # no body and an empty object are both fine
+    assert as_agent.post(path).status_code == 202
+    assert as_agent.post(path + "/", {}, format="json").status_code == 202
+    assert ScheduleRun.objects.filter(schedule=schedule, trigger=RunTrigger.MANUAL).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("prompt", 12345), ("prompt", True), ("name", 7), ("name", False), ("prompt", ["x"])]
+)
+def test_non_string_prompt_and_name_are_refused(as_agent, workspace, make_schedule, field, value):
+    response = create(as_agent, workspace, **{field: value})
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid_request"
+    assert field in response.json()["details"]
+    schedule = make_schedule(name="kept")
+    patched = as_agent.patch(url(workspace, str(schedule.id)), {field: value}, format="json")
+    assert patched.status_code == 400
+    assert patched.json()["code"] == "invalid_request"
+    assert Schedule.objects.filter(workspace=workspace).count() == 1
+
+
 def test_history_newest_first_and_status_filter(as_agent, workspace, make_schedule):
     schedule = make_schedule()
     now = timezone.now()
@@ -450,6 +527,42 @@ def test_preview_count_edges_and_errors(as_agent, workspace):
         response = as_agent.post(path, body, format="json")
         assert response.status_code == 400, body
         assert response.json()["code"] == code, body
+
+
+def test_preview_at_the_end_of_the_calendar_stops_instead_of_failing(as_agent, workspace):
+    """Python dates end in 9999: the series stops there (fewer or no runs), never a 500."""
+    path = url(workspace, "preview")
+    for body, most in [
+        ({"expression": "* * * * *", "after": "9999-12-31T23:50:00Z", "count": 50}, 9),
+        ({"expression": "* * * * *", "after": "9999-12-31T23:59:00Z"}, 0),
+        ({"expression": "0 0 29 2 *", "after": "9999-01-01T00:00:00Z"}, 0),
+        ({"expression": "* * * * *", "timezone": "Asia/Tokyo", "after": "9999-12-31T20:00:00Z"}, 0),
+    ]:
+        response = as_agent.post(path, body, format="json")
+        assert response.status_code == 200, (body, response.content[:300])
+        runs = response.json()["next_runs"]
+        assert len(runs) <= most, body
+        assert all(run.startswith("9999-12-31T") for run in runs), body
+
+
+def test_preview_after_edges(as_agent, workspace):
+    path = url(workspace, "preview")
+    ok = as_agent.post(
+        path, {"expression": "0 0 * * *", "after": "1970-01-01T00:00:00Z", "count": 1}, format="json"
+    )
+    assert ok.status_code == 200
+    assert ok.json()["next_runs"] == ["1970-01-02T00:00:00.000000Z"]
+    too_early = as_agent.post(
+        path, {"expression": "0 0 * * *", "after": "1969-12-31T23:59:59Z"}, format="json"
+    )
+    assert too_early.status_code == 400
+    assert too_early.json()["code"] == "invalid_request"
+    assert "after" in too_early.json()["details"]
+    year_one = as_agent.post(
+        path, {"expression": "* * * * *", "after": "0001-01-01T00:00:00Z"}, format="json"
+    )
+    assert year_one.status_code == 400
+    assert year_one.json()["code"] == "invalid_request"
 
 
 def test_malformed_json_and_non_object(as_agent, workspace):

@@ -72,6 +72,35 @@ def test_downtime_with_a_time_zone(workspace, make_schedule):
 
 
 @pytest.mark.django_db
+def test_downtime_ending_in_the_second_copy_of_a_repeated_hour(workspace, make_schedule):
+    """New York falls back on 2026-11-01: 01:00-01:59 happens in EDT, then again in EST. A wall-clock
+    job missed 01:00 EDT, 01:30 EDT and 01:00 EST; its one catch-up run is for the latest, 01:00 EST."""
+    schedule = make_schedule(expression="*/30 1 * * *", timezone="America/New_York")
+    _due(schedule, datetime(2026, 10, 31, 5, 30, tzinfo=UTC))  # 01:30 EDT the day before
+    now = datetime(2026, 11, 1, 6, 10, tzinfo=UTC)  # 01:10 EST
+    assert services.schedule_dispatch_due(now=now) == 1
+    assert ScheduleRun.objects.get(schedule=schedule).scheduled_for == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)  # 01:30 EST
+
+
+def test_latest_fire_in_a_repeated_hour():
+    zone = "America/New_York"
+    # 01:10 EST (second copy): the latest slot is 01:00 EST, not 01:00 EDT an hour earlier
+    assert cron.latest_fire("*/30 1 * * *", zone, datetime(2026, 11, 1, 6, 10, tzinfo=UTC)) == datetime(
+        2026, 11, 1, 6, 0, tzinfo=UTC
+    )
+    # exactly on a slot counts ("at or before")
+    assert cron.latest_fire("*/30 1 * * *", zone, datetime(2026, 11, 1, 6, 30, tzinfo=UTC)) == datetime(
+        2026, 11, 1, 6, 30, tzinfo=UTC
+    )
+    # a fixed job runs once in the repeated hour: its latest slot stays 01:30 EDT
+    assert cron.latest_fire("30 1 * * *", zone, datetime(2026, 11, 1, 6, 40, tzinfo=UTC)) == datetime(
+        2026, 11, 1, 5, 30, tzinfo=UTC
+    )
+
+
+@pytest.mark.django_db
 def test_batches_cover_every_due_row(workspace):
     now = datetime(2026, 6, 1, 12, 0, 5, tzinfo=UTC)
     schedules = [

@@ -14,7 +14,7 @@ from schedules.models import RunStatus, RunTrigger, Schedule, ScheduleRun
 from schedules.tasks import execute_run, reap_stuck_runs
 from tests.support.factories import make_workspace
 from tests.support.fake_http import FakeResponse, free_port, json_response
-from workspaces.models import AgentDelivery
+from workspaces.models import AgentDelivery, Workspace
 from workspaces.services import workspace_heartbeat, workspace_update
 
 
@@ -72,6 +72,34 @@ def test_response_excerpt_is_capped(db, fake_http):
     services.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.response_excerpt == "r" * 2000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("reply", "excerpt"),
+    [("ok\x00done", "okdone"), ("half \ud83d pair", "half ? pair"), ("emoji \U0001f600", "emoji \U0001f600")],
+)
+def test_a_reply_postgresql_cannot_store_still_records_success(db, fake_http, reply, excerpt):
+    """A NUL or a lone surrogate in the agent's reply used to fail the save: the run stayed `running`."""
+    fake_http.route(
+        "POST",
+        "/",
+        json_response(
+            {
+                "jsonrpc": "2.0",
+                "id": "1",
+                "result": {"kind": "message", "parts": [{"kind": "text", "text": reply}]},
+            }
+        ),
+    )
+    workspace = make_workspace("odd", url=fake_http.url + "/")
+    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="p")
+    run = queued_run(schedule)
+    services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.response_excerpt) == (RunStatus.SUCCESS, excerpt)
+    schedule.refresh_from_db()
+    assert (schedule.last_status, schedule.run_count) == ("success", 1)
 
 
 @pytest.mark.django_db
@@ -283,6 +311,40 @@ def test_stale_heartbeat_does_not_make_busy(agent_workspace, echo_agent, setting
     services.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCESS
+
+
+@pytest.mark.django_db
+def test_heartbeat_counts_while_under_5_minutes_old(agent_workspace, echo_agent, settings):
+    """SPEC §3: the reported active_tasks count only while the heartbeat is under 5 minutes old."""
+    settings.SCHEDULE_BUSY_GRACE_SECONDS = 60
+    workspace_heartbeat(workspace=agent_workspace, active_tasks=1)
+    beat = Workspace.objects.get(pk=agent_workspace.pk).last_heartbeat_at
+    schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
+    run = queued_run(schedule)
+    assert services.run_execute(run_id=run.pk, now=beat + timedelta(seconds=299)) == 5  # busy: waits
+    assert echo_agent.received == []
+    assert services.run_execute(run_id=run.pk, now=beat + timedelta(seconds=300)) is None  # 5 min old: free
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCESS
+    assert len(echo_agent.received) == 1
+
+
+@pytest.mark.django_db
+def test_busy_takes_the_larger_of_in_flight_and_reported_not_their_sum(agent_workspace, echo_agent, settings):
+    settings.SCHEDULE_BUSY_GRACE_SECONDS = 0
+    workspace_update(workspace=agent_workspace, data={"max_concurrent_tasks": 2})
+    workspace_heartbeat(workspace=agent_workspace, active_tasks=1)  # the agent counts our delivery too
+    AgentDelivery.objects.create(workspace=agent_workspace, source="channel", reference="x")
+    schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
+    first = queued_run(schedule)
+    services.run_execute(run_id=first.pk)
+    first.refresh_from_db()
+    assert first.status == RunStatus.SUCCESS  # max(1, 1) = 1 < 2
+    workspace_heartbeat(workspace=agent_workspace, active_tasks=2)
+    second = queued_run(schedule, scheduled_for=timezone.now().replace(microsecond=0) + timedelta(minutes=1))
+    services.run_execute(run_id=second.pk)
+    second.refresh_from_db()
+    assert (second.status, second.error_detail) == (RunStatus.SKIPPED, "workspace busy: 2/2 tasks active")
 
 
 @pytest.mark.django_db

@@ -199,6 +199,36 @@ def test_admin_add_and_change_go_through_the_services(staff_client, workspace):
     assert (schedule.enabled, schedule.next_run_at) == (False, None)
 
 
+def test_admin_duplicate_name_is_a_form_error_on_add_and_change(staff_client, workspace, other_workspace):
+    services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p", name="daily")
+    form = {
+        "workspace": str(workspace.pk),
+        "name": " daily ",
+        "expression": "0 9 * * *",
+        "timezone": "UTC",
+        "prompt": "hello",
+        "enabled": "on",
+    }
+    added = staff_client.post("/admin/schedules/schedule/add/", form)
+    assert added.status_code == 200
+    assert b"already exists in this workspace" in added.content
+    assert Schedule.objects.filter(name="daily").count() == 1
+
+    other = services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p", name="other")
+    changed = staff_client.post(f"/admin/schedules/schedule/{other.pk}/change/", {**form, "name": "daily"})
+    assert changed.status_code == 200
+    assert b"already exists in this workspace" in changed.content
+    other.refresh_from_db()
+    assert other.name == "other"
+    # keeping its own name, or taking a name used only in another workspace, is fine
+    services.schedule_create(workspace=other_workspace, expression="0 9 * * *", prompt="p", name="elsewhere")
+    for name in ("other", "elsewhere"):
+        response = staff_client.post(f"/admin/schedules/schedule/{other.pk}/change/", {**form, "name": name})
+        assert response.status_code == 302, name
+    other.refresh_from_db()
+    assert other.name == "elsewhere"
+
+
 def test_admin_runs_are_read_only(staff_client, workspace):
     schedule = services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p")
     run = ScheduleRun.objects.create(schedule=schedule, scheduled_for=timezone.now())
