@@ -445,15 +445,6 @@ def _defer_or_skip(*, run: ScheduleRun, reason: str, now: datetime) -> float | N
     return max(0.1, min(BUSY_RECHECK_SECONDS, grace - waited))
 
 
-def _storable(text: str) -> str:
-    """Agent text as PostgreSQL can store it: without NUL characters, lone surrogates replaced.
-
-    The reply is upstream data; either would make saving the run fail and leave it `running`
-    (then closed as `run lost`) although the agent answered.
-    """
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-
-
 def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now: datetime | None) -> None:
     started = time.monotonic()
     status, error, excerpt = RunStatus.SUCCESS, None, None
@@ -474,7 +465,7 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
                 "scheduled_for": run.scheduled_for.isoformat().replace("+00:00", "Z"),
             },
         )
-        excerpt = _storable(reply.text)[:RESPONSE_EXCERPT_MAX_CHARS]
+        excerpt = reply.text[:RESPONSE_EXCERPT_MAX_CHARS]
     except A2AError as exc:
         status, error = RunStatus.ERROR, exc.reason
     except Exception:

@@ -56,11 +56,20 @@ def build_request(
     }
 
 
+def storable_text(text: str) -> str:
+    """Agent text as the database can store it: NUL characters dropped, lone surrogates replaced.
+
+    Replies are upstream data that every caller stores (run excerpts, channel messages); either
+    character would make that save fail after the agent had answered.
+    """
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def _texts(parts: Any) -> list[str]:
     if not isinstance(parts, list):
         return []
     return [
-        part["text"]
+        storable_text(part["text"])
         for part in parts
         if isinstance(part, dict)
         and part.get("kind", part.get("type", "text")) == "text"

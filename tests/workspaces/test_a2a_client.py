@@ -244,3 +244,13 @@ def test_busy_uses_fresh_heartbeat_only(workspace):
     assert workspace_busy_state(workspace=workspace).reason == "workspace busy: 2/2 tasks active"
     workspace.last_heartbeat_at = timezone.now() - timedelta(minutes=6)
     assert not workspace_busy_state(workspace=workspace).busy
+
+
+def test_reply_text_is_storable(fake_http):
+    raw = '{"jsonrpc":"2.0","id":"1","result":{"parts":[{"kind":"text","text":"a\\u0000b \\ud83d c"}]}}'
+    fake_http.route(
+        "POST", "/", lambda r: FakeResponse(200, raw.encode(), {"Content-Type": "application/json"})
+    )
+    reply = a2a_send(url=fake_http.url, text="x")
+    assert reply.text == "ab ? c"
+    reply.text.encode("utf-8")  # no lone surrogate left
