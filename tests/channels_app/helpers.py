@@ -115,5 +115,13 @@ class BrokerQueue:
         for raw in reversed(self.redis.lrange(queue, 0, -1)):  # LPUSH: newest first
             envelope = json.loads(raw)
             args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-            decoded.append({"headers": envelope["headers"], "args": args, "kwargs": kwargs})
+            decoded.append(
+                {
+                    "headers": envelope["headers"],
+                    "properties": envelope["properties"],
+                    "content_type": envelope["content-type"],
+                    "args": args,
+                    "kwargs": kwargs,
+                }
+            )
         return decoded

@@ -49,17 +49,54 @@ def test_publishes_reuse_one_producer_and_one_redis_client(publisher, broker, mo
     ]
 
 
-def test_message_is_the_one_delay_would_send(publisher, broker):
+@pytest.fixture(params=["outside a task", "inside a task"])
+def calling_context(request):
+    """Publishing from a web request, or from a running task (whose id the new task records)."""
+    if request.param == "outside a task":
+        yield None
+        return
+    from celery._state import _task_stack
+
+    send_message.push_request(id="parent-task-id", root_id="root-task-id", called_directly=False)
+    _task_stack.push(send_message)
+    yield ("parent-task-id", "root-task-id")
+    _task_stack.pop()
+    send_message.pop_request()
+
+
+def _comparable(message):
+    varying_headers = {"id", "argsrepr"}  # a fresh task id; a tuple's repr vs a list's
+    varying_properties = {"correlation_id", "delivery_tag", "argsrepr", "kwargsrepr"}
+    return (
+        message["args"],
+        message["kwargs"],
+        message["content_type"],
+        {k: v for k, v in message["headers"].items() if k not in varying_headers},
+        {k: v for k, v in message["properties"].items() if k not in varying_properties},
+    )
+
+
+def test_message_is_the_one_delay_would_send(publisher, broker, calling_context):
     process_inbound.delay("same-id")
-    publisher.publish(process_inbound, "same-id")
-    by_delay, by_publisher = broker.messages()
-    assert by_publisher["args"] == by_delay["args"] == ["same-id"]
-    assert by_publisher["kwargs"] == by_delay["kwargs"] == {}
-    varying = {"id", "root_id", "argsrepr"}  # fresh task ids; a tuple's repr vs a list's
-    assert {k: v for k, v in by_publisher["headers"].items() if k not in varying} == {
-        k: v for k, v in by_delay["headers"].items() if k not in varying
-    }
-    assert by_publisher["headers"]["argsrepr"] == "('same-id',)"
+    publisher.publish(process_inbound, "same-id")  # declares the queue
+    publisher.publish(process_inbound, "same-id")  # skips the declaration
+    by_delay, first, second = broker.messages()
+    if calling_context is None:  # its own root
+        for message in (by_delay, first, second):
+            message["headers"]["root_id"] = message["headers"]["id"] = "own"
+    assert _comparable(first) == _comparable(by_delay) == _comparable(second)
+    assert first["args"] == ["same-id"] and first["headers"]["argsrepr"] == "('same-id',)"
+    if calling_context:
+        assert (first["headers"]["parent_id"], first["headers"]["root_id"]) == calling_context
+
+
+def test_a_task_with_options_of_its_own_is_sent_by_apply_async(publisher, broker, monkeypatch):
+    monkeypatch.setattr(process_inbound, "time_limit", 30)
+    monkeypatch.setattr(process_inbound, "_exec_options", None)  # Celery caches them per task
+    publisher.publish(process_inbound, "limited")
+    (message,) = broker.messages()
+    assert message["headers"]["timelimit"] == [30, None]
+    assert message["args"] == ["limited"]
 
 
 def test_each_thread_has_its_own_producer(publisher):
