@@ -10,7 +10,8 @@ from several client processes on 127.0.0.1, and the same load on `POST /bench/ba
 of each path is split in rounds that alternate the two paths (bare, webhook, webhook, bare, ...)
 so that a change of background load on a shared machine hits both alike. Prints requests per
 second and p50/p99 latency of each, their ratio (overall and per round pair), the CPU spent per
-request by the server, by PostgreSQL and by the clients, and checks nothing was lost: every
+request by the server, by PostgreSQL and by the clients (and the ratio of those sums, which is
+steadier than the throughput ratio on a shared machine), and checks nothing was lost: every
 update answered 200 is a row in the database, with one task queued for it. No Celery worker runs
 during the measure (the tasks wait in Redis), so the figure is the web path alone.
 """
@@ -324,6 +325,13 @@ def main() -> None:
     print(
         f"throughput ratio webhook/bare: {hook['rps'] / bare['rps']:.2f} "
         f"(per round: {', '.join(f'{r:.2f}' for r in per_round)})"
+    )
+    cpu_bare = bare["server_ms"] + bare["db_ms"] + bare["client_ms"]
+    cpu_hook = hook["server_ms"] + hook["db_ms"] + hook["client_ms"]
+    print(
+        f"CPU per request, server + db + clients: bare {cpu_bare:.2f} ms, webhook {cpu_hook:.2f} ms; "
+        f"their ratio {cpu_bare / cpu_hook:.2f} (what the throughput ratio tends to when the machine "
+        "is CPU-bound; Redis not counted)"
     )
     lost = hook["ok"] - rows
     print(f"accepted updates: {hook['ok']}, rows stored: {rows}, tasks queued: {tasks}, lost: {lost}")
