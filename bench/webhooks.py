@@ -1,12 +1,17 @@
 """Webhook throughput: signed Telegram updates vs a bare Django view, same gunicorn, same run.
 
-    .venv/bin/python bench/webhooks.py [--seconds 20] [--concurrency 8] [--workers 2]
+    .venv/bin/python bench/webhooks.py [--seconds 20] [--rounds 4] [--concurrency 8]
+                                       [--workers 5] [--threads 1]
 
 Starts the service under gunicorn with its production settings (plus one bench-only bare view)
 on PostgreSQL (database `integrations_bench_webhooks`) and Redis (db 10), creates one Telegram
 channel, then for a fixed time posts valid updates (distinct update ids, the right secret header)
-from several client processes on 127.0.0.1, and the same load on `POST /bench/bare`. Prints
-requests per second and p50/p99 latency of each, their ratio, and checks nothing was lost: every
+from several client processes on 127.0.0.1, and the same load on `POST /bench/bare`. The time
+of each path is split in rounds that alternate the two paths (bare, webhook, webhook, bare, ...)
+so that a change of background load on a shared machine hits both alike. Prints requests per
+second and p50/p99 latency of each, their ratio (overall and per round pair), the CPU spent per
+request by the server, by PostgreSQL and by the clients (and the ratio of those sums, which is
+steadier than the throughput ratio on a shared machine), and checks nothing was lost: every
 update answered 200 is a row in the database, with one task queued for it. No Celery worker runs
 during the measure (the tasks wait in Redis), so the figure is the web path alone.
 """
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,7 +90,7 @@ def prepare() -> str:
     return str(channel.pk)
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
+def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -93,6 +99,8 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--log-level",
             "warning",
         ],
@@ -113,21 +121,39 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
+def _process_cpu(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds) of a process, from Linux /proc."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of the gunicorn master and its workers (Linux /proc), for per-request cost."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """CPU of the gunicorn master and its workers, for the per-request cost."""
     total = 0.0
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry.name), int(fields[1])
-        if pid == master_pid or ppid == master_pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
+        sample = _process_cpu(int(entry.name)) if entry.name.isdigit() else None
+        if sample and master_pid in (int(entry.name), sample[0]):
+            total += sample[1]
     return total
+
+
+def database_cpu_seconds() -> dict[int, float]:
+    """CPU of each PostgreSQL backend connected to the bench database (the gunicorn workers'
+    persistent connections), by backend pid. Needs the server on this machine."""
+    import psycopg
+
+    with psycopg.connect(DB_URL, autocommit=True) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (DB_NAME,)
+        ).fetchall()
+    return {pid: sample[1] for (pid,) in pids if (sample := _process_cpu(pid))}
+
+
+def _database_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _update(update_id: int) -> bytes:
@@ -151,6 +177,7 @@ def client(args: tuple[int, str, str, float, int, multiprocessing.Queue]) -> Non
     `index` is unique per client and phase, so every update id of the run is distinct.
     """
     port, path, channel_id, seconds, index, results = args
+    cpu_started = time.process_time()
     latencies: list[float] = []
     ok = errors = 0
     update_id = index * 1_000_000
@@ -175,13 +202,13 @@ def client(args: tuple[int, str, str, float, int, multiprocessing.Queue]) -> Non
             ok += 1
         else:
             errors += 1
-    results.put((latencies, ok, errors))
+    results.put((latencies, ok, errors, time.process_time() - cpu_started))
 
 
 _PHASE = iter(range(1, 1000))
 
 
-def run_load(port: int, path: str, channel_id: str, seconds: float, concurrency: int) -> dict[str, float]:
+def run_load(port: int, path: str, channel_id: str, seconds: float, concurrency: int) -> dict[str, Any]:
     results: multiprocessing.Queue = multiprocessing.Queue()
     phase = next(_PHASE)
     processes = [
@@ -196,71 +223,116 @@ def run_load(port: int, path: str, channel_id: str, seconds: float, concurrency:
     gathered = [results.get() for _ in processes]
     for process in processes:
         process.join()
-    elapsed = time.monotonic() - started
-    latencies = sorted(lat for item in gathered for lat in item[0])
-    ok = sum(item[1] for item in gathered)
-    errors = sum(item[2] for item in gathered)
     return {
-        "requests": len(latencies),
-        "ok": ok,
-        "errors": errors,
-        "rps": len(latencies) / elapsed,
+        "latencies": [lat for item in gathered for lat in item[0]],
+        "ok": sum(item[1] for item in gathered),
+        "errors": sum(item[2] for item in gathered),
+        "client_cpu": sum(item[3] for item in gathered),
+        "elapsed": time.monotonic() - started,
+    }
+
+
+def measured_phase(server_pid: int, port: int, path: str, channel_id: str, seconds: float, concurrency: int):
+    """One phase of load on `path`, with the CPU the server and the database spent meanwhile."""
+    db0, cpu0 = database_cpu_seconds(), server_cpu_seconds(server_pid)
+    result = run_load(port, path, channel_id, seconds, concurrency)
+    result["server_cpu"] = server_cpu_seconds(server_pid) - cpu0
+    result["db_cpu"] = _database_delta(db0, database_cpu_seconds())
+    return result
+
+
+def summarise(phases: list[dict[str, Any]]) -> dict[str, float]:
+    latencies = sorted(lat for phase in phases for lat in phase["latencies"])
+    requests = len(latencies)
+    per_request = max(requests, 1)
+    return {
+        "requests": requests,
+        "ok": sum(phase["ok"] for phase in phases),
+        "errors": sum(phase["errors"] for phase in phases),
+        "rps": requests / sum(phase["elapsed"] for phase in phases),
         "p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000 if latencies else 0.0,
+        "p99_ms": latencies[min(requests - 1, int(requests * 0.99))] * 1000 if latencies else 0.0,
+        "server_ms": sum(phase["server_cpu"] for phase in phases) * 1000 / per_request,
+        "db_ms": sum(phase["db_cpu"] for phase in phases) * 1000 / per_request,
+        "client_ms": sum(phase["client_cpu"] for phase in phases) * 1000 / per_request,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each phase")
+    parser.add_argument("--seconds", type=float, default=20.0, help="load time of each path (all rounds)")
     parser.add_argument("--n", type=float, dest="seconds", help="alias of --seconds (to shrink the run)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating phases per path")
     parser.add_argument("--concurrency", type=int, default=8, help="client processes")
     parser.add_argument(
         "--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn workers (2 × CPUs + 1)"
     )
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync)")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
 
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     ensure_database()
     channel_id = prepare()
-    server = start_server(args.port, args.workers)
+    server = start_server(args.port, args.workers, args.threads)
+    bare_path, hook_path = "/bench/bare", "/webhooks/telegram"
+    phase_seconds = args.seconds / max(args.rounds, 1)
     try:
-        run_load(args.port, "/bench/bare", channel_id, 2, args.concurrency)  # warm-up
-        run_load(args.port, "/webhooks/telegram", channel_id, 2, args.concurrency)
+        run_load(args.port, bare_path, channel_id, 2, args.concurrency)  # warm-up
+        run_load(args.port, hook_path, channel_id, 2, args.concurrency)
         from channels_app.models import ChannelMessage
 
         warm_rows = ChannelMessage.objects.count()
         import redis
 
         warm_tasks = redis.Redis.from_url(BROKER_URL).llen("celery")
-        cpu0 = server_cpu_seconds(server.pid)
-        bare = run_load(args.port, "/bench/bare", channel_id, args.seconds, args.concurrency)
-        cpu1 = server_cpu_seconds(server.pid)
-        hook = run_load(args.port, "/webhooks/telegram", channel_id, args.seconds, args.concurrency)
-        cpu2 = server_cpu_seconds(server.pid)
-        bare["cpu_ms"] = (cpu1 - cpu0) * 1000 / max(bare["requests"], 1)
-        hook["cpu_ms"] = (cpu2 - cpu1) * 1000 / max(hook["requests"], 1)
+        bare_phases: list[dict[str, Any]] = []
+        hook_phases: list[dict[str, Any]] = []
+        for round_index in range(max(args.rounds, 1)):
+            order = [bare_path, hook_path] if round_index % 2 == 0 else [hook_path, bare_path]
+            for path in order:
+                phase = measured_phase(
+                    server.pid, args.port, path, channel_id, phase_seconds, args.concurrency
+                )
+                (bare_phases if path == bare_path else hook_phases).append(phase)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
+    bare, hook = summarise(bare_phases), summarise(hook_phases)
     rows = ChannelMessage.objects.count() - warm_rows
     tasks = redis.Redis.from_url(BROKER_URL).llen("celery") - warm_tasks
     print(
-        f"gunicorn workers={args.workers}, clients={args.concurrency}, "
-        f"{args.seconds:g}s per phase, cpus={os.cpu_count()}"
+        f"gunicorn workers={args.workers} threads={args.threads}, clients={args.concurrency}, "
+        f"{args.seconds:g}s per path in {args.rounds} alternating rounds, cpus={os.cpu_count()}"
     )
-    print(f"load average before the run: {load_before}")
+    print(f"load average before the run: {load_before}; after: {load_after}")
     print(
-        f"{'path':<22}{'requests':>10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'cpu ms/req':>12}"
+        f"{'path':<20}{'requests':>9}{'rps':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+        f"{'CPU ms/req: server':>20}{'db':>6}{'clients':>8}"
     )
     for name, result in (("bare Django view", bare), ("telegram webhook", hook)):
         print(
-            f"{name:<22}{result['requests']:>10}{result['rps']:>10.1f}{result['p50_ms']:>10.2f}"
-            f"{result['p99_ms']:>10.2f}{result['errors']:>8}{result['cpu_ms']:>12.2f}"
+            f"{name:<20}{result['requests']:>9}{result['rps']:>8.1f}{result['p50_ms']:>8.2f}"
+            f"{result['p99_ms']:>8.2f}{result['errors']:>7}{result['server_ms']:>20.2f}"
+            f"{result['db_ms']:>6.2f}{result['client_ms']:>8.2f}"
         )
-    print(f"throughput ratio webhook/bare: {hook['rps'] / bare['rps']:.2f}")
+    per_round = [
+        len(h["latencies"]) / h["elapsed"] / (len(b["latencies"]) / b["elapsed"])
+        for b, h in zip(bare_phases, hook_phases, strict=True)
+    ]
+    print(
+        f"throughput ratio webhook/bare: {hook['rps'] / bare['rps']:.2f} "
+        f"(per round: {', '.join(f'{r:.2f}' for r in per_round)})"
+    )
+    cpu_bare = bare["server_ms"] + bare["db_ms"] + bare["client_ms"]
+    cpu_hook = hook["server_ms"] + hook["db_ms"] + hook["client_ms"]
+    print(
+        f"CPU per request, server + db + clients: bare {cpu_bare:.2f} ms, webhook {cpu_hook:.2f} ms; "
+        f"their ratio {cpu_bare / cpu_hook:.2f} (what the throughput ratio tends to when the machine "
+        "is CPU-bound; Redis not counted)"
+    )
     lost = hook["ok"] - rows
     print(f"accepted updates: {hook['ok']}, rows stored: {rows}, tasks queued: {tasks}, lost: {lost}")
     redis.Redis.from_url(BROKER_URL).flushdb()

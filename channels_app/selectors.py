@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from django.db.models import QuerySet
 from channels_app.adapters import get_adapter
 from channels_app.adapters.base import credential_digest
 from channels_app.models import Channel, ChannelMessage
+from common.crypto import decrypt
 from common.errors import NotFound
 from workspaces.models import Workspace
 
@@ -46,9 +48,45 @@ def _parse_uuid(value: str) -> UUID | None:
         return None
 
 
+class InboundChannel:
+    """What the webhook path needs of a channel, read straight from a cursor row.
+
+    Building full `Channel` models (every field converted, the secrets decrypted for every row
+    of the fan-out pool) cost more than the query itself on the hottest path of the service.
+    The secrets are decrypted only when `config` is asked for, i.e. for the channels actually
+    verified against.
+    """
+
+    __slots__ = ("_sealed", "credential_key", "enabled", "lookup_key", "pk", "platform", "public_config")
+    COLUMNS = "id, platform, enabled, credential_key, lookup_key, public_config, secret_config"
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        pk, self.platform, enabled, self.credential_key, self.lookup_key, public, self._sealed = row
+        self.pk = pk if isinstance(pk, UUID) else UUID(str(pk))
+        self.enabled = bool(enabled)
+        public = json.loads(public) if isinstance(public, (str, bytes)) else public
+        self.public_config: dict[str, Any] = public if isinstance(public, dict) else {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The full config, secrets in plaintext: for the adapter's verification only."""
+        try:
+            secrets = json.loads(decrypt(self._sealed) if self._sealed else "{}")
+        except ValueError:
+            secrets = {}
+        return {**self.public_config, **(secrets if isinstance(secrets, dict) else {})}
+
+
+def _inbound_rows(sql: str, params: list[Any]) -> list[InboundChannel]:
+    table = Channel._meta.db_table
+    with connections[router.db_for_read(Channel)].cursor() as cursor:
+        cursor.execute(sql.format(columns=InboundChannel.COLUMNS, table=table), params)
+        return [InboundChannel(row) for row in cursor.fetchall()]
+
+
 def webhook_channels(
     *, platform: str, headers: Mapping[str, str], channel_id: str | None
-) -> tuple[list[Channel], list[Channel]]:
+) -> tuple[list[InboundChannel], list[InboundChannel]]:
     """In one query: the channels an inbound request may belong to (to be verified in turn, first
     match wins), and the pool of enabled channels sharing their credentials (for fan-out).
 
@@ -56,21 +94,18 @@ def webhook_channels(
     selects by its keyed hash; discord, slack and lark try each enabled channel of the platform,
     one per distinct credential, since only verification can tell them apart.
     """
-    # The two hot shapes are written as one SQL statement each (they run on every webhook).
-    table = Channel._meta.db_table
+    # Written as one SQL statement per shape, the identifiers from the model's meta and every
+    # value a bound parameter: they run on every webhook.
     if channel_id is not None:
         pk = _parse_uuid(channel_id)
         if pk is None:
             return [], []
         db_pk = Channel._meta.pk.get_db_prep_value(pk, connections[router.db_for_read(Channel)])
-        rows = list(
-            Channel.objects.raw(
-                f"SELECT * FROM {table} WHERE platform = %s AND (id = %s OR "  # noqa: S608
-                f"(enabled AND credential_key <> '' AND credential_key = "
-                f"(SELECT credential_key FROM {table} WHERE id = %s))) "
-                "ORDER BY created_at, id",
-                [platform, db_pk, db_pk],
-            )
+        rows = _inbound_rows(
+            "SELECT {columns} FROM {table} WHERE platform = %s AND (id = %s OR "
+            "(enabled AND credential_key <> '' AND credential_key = "
+            "(SELECT credential_key FROM {table} WHERE id = %s))) ORDER BY created_at, id",
+            [platform, db_pk, db_pk],
         )
         return [c for c in rows if c.pk == pk], rows
     if platform == "telegram":
@@ -78,17 +113,17 @@ def webhook_channels(
         if not secret:
             return [], []
         digest = credential_digest(platform, secret)
-        rows = list(
-            Channel.objects.raw(
-                f"SELECT * FROM {table} WHERE platform = %s AND enabled AND (lookup_key = %s OR "  # noqa: S608
-                f"(credential_key <> '' AND credential_key IN (SELECT credential_key FROM {table} "
-                "WHERE platform = %s AND enabled AND lookup_key = %s))) ORDER BY created_at, id",
-                [platform, digest, platform, digest],
-            )
+        rows = _inbound_rows(
+            "SELECT {columns} FROM {table} WHERE platform = %s AND enabled AND (lookup_key = %s OR "
+            "(credential_key <> '' AND credential_key IN (SELECT credential_key FROM {table} "
+            "WHERE platform = %s AND enabled AND lookup_key = %s))) ORDER BY created_at, id",
+            [platform, digest, platform, digest],
         )
         return [c for c in rows if c.lookup_key == digest], rows
-    enabled = Channel.objects.filter(platform=platform, enabled=True)
-    rows = list(enabled.order_by("created_at", "id"))
+    rows = _inbound_rows(
+        "SELECT {columns} FROM {table} WHERE platform = %s AND enabled ORDER BY created_at, id",
+        [platform],
+    )
     seen: set[str] = set()
     candidates = []
     for channel in rows:
@@ -99,12 +134,14 @@ def webhook_channels(
     return candidates, rows
 
 
-def fanout_targets(*, channel: Channel, chat_id: str, pool: list[Channel]) -> list[Channel]:
+def fanout_targets(
+    *, channel: InboundChannel, chat_id: str, pool: list[InboundChannel]
+) -> list[InboundChannel]:
     """Every enabled channel of `pool` sharing `channel`'s credentials whose chat filter takes
     `chat_id` (an empty filter takes every chat); `channel` itself first when enabled."""
     adapter = get_adapter(channel.platform)
     assert adapter is not None
-    group: list[Channel] = [channel] if channel.enabled else []
+    group: list[InboundChannel] = [channel] if channel.enabled else []
     if channel.credential_key:
         group += [
             c

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from channels_app import selectors
+from channels_app import publisher, selectors
 from channels_app.adapters import ADAPTERS, get_adapter
 from channels_app.adapters.base import (
     ChannelAdapter,
@@ -360,9 +361,13 @@ def _claim(message: ChannelMessage) -> bool:
 
 
 def enqueue(task: Any, message_id: str) -> None:
-    """Publish a task; if the broker is down the row stays and the requeue sweep sends it later."""
+    """Publish a task; if the broker is down the row stays and the requeue sweep sends it later.
+
+    Through the process's long-lived publisher (channels_app.publisher), not `task.delay()`:
+    the inbound webhook publishes on every request.
+    """
     try:
-        task.delay(message_id)
+        publisher.default_publisher.publish(task, message_id)
     except (OSError, KombuError, CeleryError):
         logger.warning("broker unavailable: message %s left for the requeue sweep", message_id)
 
@@ -459,18 +464,20 @@ def webhook_receive(
     from channels_app.tasks import process_inbound
 
     adapter = _adapter(platform)
-    matched: Channel | None = None
+    matched: selectors.InboundChannel | None = None
+    config: dict[str, Any] = {}
     verified: Any = None
     candidates, pool = selectors.webhook_channels(platform=platform, headers=headers, channel_id=channel_id)
     for candidate in candidates:
-        verified = adapter.verify(candidate.config, body, headers)
+        config = candidate.config
+        verified = adapter.verify(config, body, headers)
         if verified:
             matched = candidate
             break
     if matched is None:
         raise InvalidSignature()
     try:
-        event = adapter.parse(matched.config, verified, body, headers)
+        event = adapter.parse(config, verified, body, headers)
     except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
         raise ApplicationError("The event could not be read.") from None
     if event.kind == "handshake":
@@ -480,56 +487,78 @@ def webhook_receive(
     targets = selectors.fanout_targets(channel=matched, chat_id=event.chat_id, pool=pool)
     if not targets:
         return WebhookAnswer(200, adapter.ignored(event))
-    created = _store_inbound(targets, event)
+    created = _store_inbound([target.pk for target in targets], event)
     for message_id in created:
+        # In autocommit (the webhook view) this publishes at once, the rows being committed.
         transaction.on_commit(lambda message_id=message_id: enqueue(process_inbound, message_id))
     return WebhookAnswer(200, adapter.ack(event), tuple(created))
 
 
-def _store_inbound(targets: list[Channel], event: InboundEvent) -> list[str]:
-    """Insert one `received` row per target, skipping (channel, event id) pairs already stored.
+_INBOUND_COLUMNS = (
+    "id",
+    "channel_id",
+    "direction",
+    "chat_id",
+    "sender_id",
+    "text",
+    "status",
+    "error",
+    "attempts",
+    "parts_sent",
+    "platform_event_id",
+    "reply_to_id",
+    "meta",
+    "created_at",
+    "updated_at",
+)
+
+
+def _store_inbound(channel_ids: list[Any], event: InboundEvent) -> list[str]:
+    """Insert one `received` row per target channel, skipping (channel, event id) pairs already
+    stored; return the ids of the new rows.
 
     One statement, INSERT … ON CONFLICT DO NOTHING RETURNING id, in autocommit: the ids returned
     are the new rows, and a concurrent duplicate waits on the unique index and inserts nothing.
+    Written by hand (no model instances, values adapted by the backend's own helpers for the
+    UUID, JSON and datetime columns): it runs on every inbound message.
     """
-    now = timezone.now()
-    rows = [
-        ChannelMessage(
-            channel=channel,
-            direction=Direction.INBOUND,
-            chat_id=event.chat_id[:200],
-            sender_id=event.sender_id[:200],
-            text=event.text,
-            status=MessageStatus.RECEIVED,
-            platform_event_id=event.event_id[:200],
-            meta=event.meta,
-            created_at=now,
-            updated_at=now,
-        )
-        for channel in targets
-    ]
-    return _insert_ignoring_duplicates(rows)
-
-
-def _insert_ignoring_duplicates(rows: list[ChannelMessage]) -> list[str]:
     meta = ChannelMessage._meta
     connection = connections[router.db_for_write(ChannelMessage)]
-    fields = list(meta.concrete_fields)
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    ops = connection.ops
+    uuid_field, json_field = meta.pk, meta.get_field("meta")
+    now = ops.adapt_datetimefield_value(timezone.now())
+    event_meta = json_field.get_db_prep_save(event.meta, connection)
+    chat_id, sender_id, event_id = event.chat_id[:200], event.sender_id[:200], event.event_id[:200]
     params: list[Any] = []
-    for row in rows:
-        params.extend(f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields)
-    # Identifiers come from the model's meta, values are bound parameters.
-    values = ", ".join([placeholders] * len(rows))
+    for channel_id in channel_ids:
+        params += [
+            uuid_field.get_db_prep_value(uuid.uuid4(), connection),
+            uuid_field.get_db_prep_value(channel_id, connection),
+            Direction.INBOUND.value,
+            chat_id,
+            sender_id,
+            event.text,
+            MessageStatus.RECEIVED.value,
+            "",
+            0,
+            0,
+            event_id,
+            None,
+            event_meta,
+            now,
+            now,
+        ]
+    quote = ops.quote_name
+    placeholders = "(" + ", ".join(["%s"] * len(_INBOUND_COLUMNS)) + ")"
+    # Identifiers are constants and the model's table name; every value is a bound parameter.
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {values} "  # noqa: S608
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, _INBOUND_COLUMNS))}) "  # noqa: S608
+        f"VALUES {', '.join([placeholders] * len(channel_ids))} "
         f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [str(meta.pk.to_python(value)) for (value,) in cursor.fetchall()]
+        return [str(uuid_field.to_python(value)) for (value,) in cursor.fetchall()]
 
 
 def _allowed(channel: Channel, message: ChannelMessage) -> bool:

@@ -4,6 +4,12 @@ from common.urls import api_route
 WS = "workspaces/<uuid:workspace_id>"
 CH = f"{WS}/channels/<uuid:channel_id>"
 
+# The inbound webhook is the busiest route of the service: the root URLconf lists these patterns
+# first, so resolving a webhook does not walk every other app's patterns (~60 regex matches).
+webhook_urlpatterns = [
+    *api_route("webhooks/<str:platform>", views.WebhookView.as_view(), "channel-webhook"),
+]
+
 urlpatterns = [
     *api_route("channels/adapters", views.AdapterListView.as_view(), "channel-adapters"),
     *api_route("channels/discover", views.DiscoverView.as_view(), "channel-discover"),
@@ -12,5 +18,4 @@ urlpatterns = [
     *api_route(f"{CH}/send", views.ChannelSendView.as_view(), "channel-send"),
     *api_route(f"{CH}/test", views.ChannelTestView.as_view(), "channel-test"),
     *api_route(f"{CH}/messages", views.ChannelMessageListView.as_view(), "channel-messages"),
-    *api_route("webhooks/<str:platform>", views.WebhookView.as_view(), "channel-webhook"),
 ]

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from channels_app.urls import webhook_urlpatterns
 from common.health import HealthView
 from common.urls import api_route
 from common.views import index
@@ -14,6 +15,7 @@ admin.site.site_title = "Integrations API"
 admin.site.index_title = "Operations"
 
 urlpatterns = [
+    *webhook_urlpatterns,  # the hottest route first (see channels_app/urls.py)
     *admin_api_urlpatterns,
     path("admin/", admin.site.urls),
     path("", index, name="index"),

@@ -94,3 +94,34 @@ def discord_headers(
 
 def rfc8032_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET)
+
+
+# Nothing listens there: a broker outage without touching the shared Redis.
+CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"
+
+
+class BrokerQueue:
+    """The test Redis db seen as Celery's default queue: what was published, oldest first."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+
+    def messages(self, queue: str = "celery") -> list[dict[str, Any]]:
+        import base64
+
+        decoded = []
+        for raw in reversed(self.redis.lrange(queue, 0, -1)):  # LPUSH: newest first
+            envelope = json.loads(raw)
+            args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            decoded.append(
+                {
+                    "headers": envelope["headers"],
+                    "properties": envelope["properties"],
+                    "content_type": envelope["content-type"],
+                    "args": args,
+                    "kwargs": kwargs,
+                }
+            )
+        return decoded

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from channels_app import services
+from channels_app import services, tasks
 from channels_app.models import Channel, ChannelMessage
 from tests.channels_app.helpers import (
+    CLOSED_BROKER_URL,
     TELEGRAM_SECRET,
     post_telegram,
     slack_channel,
@@ -244,22 +245,21 @@ def test_webhook_other_methods_are_405(client):
 
 
 def test_broker_down_still_answers_200_and_the_sweep_requeues(client, workspace, monkeypatch):
+    """A real outage: the publisher points at a closed port. The webhook still answers 200 with
+    the row stored; the sweep re-publishes it (and a stale outbound message) once it is old."""
     from datetime import timedelta
 
     from django.utils import timezone
-    from kombu.exceptions import OperationalError
 
-    from channels_app import tasks
+    from channels_app import publisher
 
-    def broker_down(*args, **kwargs):
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(tasks.process_inbound, "delay", broker_down)
+    monkeypatch.setattr(publisher, "default_publisher", publisher.TaskPublisher(url=CLOSED_BROKER_URL))
     channel = telegram_channel(workspace)
     # A publish that fails is logged, not raised (the webhook already answered with the row stored).
     services.enqueue(tasks.process_inbound, "00000000-0000-0000-0000-000000000000")
     assert post_telegram(client, telegram_update(1)).status_code == 200
     message = ChannelMessage.objects.get(channel=channel)
+    assert (message.status, message.attempts) == ("received", 0)
     sent: list[str] = []
     monkeypatch.setattr(services, "enqueue", lambda task, message_id: sent.append((task.name, message_id)))
     assert services.message_requeue_stale(older_than_seconds=60) == 0  # too recent
@@ -270,6 +270,21 @@ def test_broker_down_still_answers_200_and_the_sweep_requeues(client, workspace,
     assert sorted(sent) == sorted(
         [("channels.process_inbound", str(message.pk)), ("channels.send_message", str(outbound.pk))]
     )
+
+
+def test_accepted_update_is_published_once_to_the_broker(
+    client, workspace, broker, django_capture_on_commit_callbacks
+):
+    """The webhook's task reaches Redis as Celery's own message: one per accepted update, none
+    for a duplicate."""
+    channel = telegram_channel(workspace)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post_telegram(client, telegram_update(77, text="hi")).status_code == 200
+    message = ChannelMessage.objects.get(channel=channel)
+    assert [(m["headers"]["task"], m["args"]) for m in broker.messages()] == [
+        ("channels.process_inbound", [str(message.pk)])
+    ]
 
 
 def test_a_task_delivered_twice_runs_once(client, workspace, echo_agent):
