@@ -158,6 +158,19 @@ def _many(count: int) -> bytes:
     return archive_of(files)
 
 
+def _pax_chain(length: int) -> bytes:
+    """`length` pax headers in a row before one member: `tarfile` follows such chains recursively."""
+    payload = b"16 comment=abcd\n"
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = len(payload)
+    block = header.tobuf(tarfile.USTAR_FORMAT) + payload + b"\0" * (tarfile.BLOCKSIZE - len(payload))
+    member = tarfile.TarInfo("acme-tools-0123456/plugin.yaml")
+    member.size = 8
+    tail = member.tobuf(tarfile.USTAR_FORMAT) + b"name: x\n".ljust(tarfile.BLOCKSIZE, b"\0")
+    return gzip.compress(block * length + tail + b"\0" * (2 * tarfile.BLOCKSIZE))
+
+
 HOSTILE = {
     "dotdot": (
         lambda: make_tar_gz([tar_member("plugin.yaml", b"name: x\n"), tar_member("../x", b"owned")]),
@@ -206,6 +219,12 @@ HOSTILE = {
     "duplicate_member": (
         lambda: make_tar_gz([tar_member("plugin.yaml", b"a: 1\n"), tar_member("plugin.yaml", b"")]),
         "twice",
+    ),
+    "extended_header_chain": (lambda: _pax_chain(5000), "too many extended headers"),
+    "name_too_long": (lambda: make_tar_gz([tar_member("a" * 300 + "/b", b"x")]), "could not be written"),
+    "path_too_deep": (
+        lambda: make_tar_gz([tar_member("/".join(["d" * 200] * 30) + "/f", b"x")]),
+        "could not be written",
     ),
     "not_gzip": (lambda: b"this is not an archive", "gzip"),
     "truncated": (lambda: archive_of(plugin_files())[:-40], "truncated"),
@@ -333,3 +352,12 @@ def test_redirect_to_same_host_outside_the_bases_is_refused(workspace, plugin_di
     plugin = install_now(workspace, "github://acme/tools")
     assert plugin.status == "failed" and "redirect" in plugin.error
     assert "/elsewhere" not in fake_github.requested_paths()
+
+
+def test_extended_header_chain_limit_edge(workspace, plugin_dirs, fake_github):
+    """Four extended headers in front of a member are accepted, five refused (not a crash)."""
+    fake_github.repo("acme", "tools", _pax_chain(4))
+    assert install_now(workspace, "github://acme/tools").status == "installed"
+    fake_github.repo("acme", "tools", _pax_chain(5))
+    refused = install_now(workspace, "github://acme/tools")
+    assert refused.error == "archive member with too many extended headers"
