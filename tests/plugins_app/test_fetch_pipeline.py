@@ -10,7 +10,9 @@ import gzip
 import hashlib
 import io
 import os
+import socket
 import tarfile
+import threading
 import time
 import zlib
 
@@ -304,6 +306,70 @@ def test_dripping_server_is_cut_off_at_the_deadline(workspace, plugin_dirs, fake
     elapsed = time.monotonic() - started
     assert plugin.status == "failed"
     assert "time limit" in plugin.error or "timed out" in plugin.error
+    assert elapsed < 5, elapsed
+    assert not list(plugin_dirs.workspace_dir(workspace).iterdir())
+
+
+class _DripServer:
+    """A raw server on 127.0.0.1 that answers `prefix`, then drips `byte` every 0.2 s forever:
+    each read gets data well within any socket timeout, only the overall deadline can stop it."""
+
+    def __init__(self, prefix: bytes, byte: bytes) -> None:
+        self.prefix, self.byte = prefix, byte
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(self.prefix)
+                while not self.stop.wait(0.2):
+                    conn.sendall(self.byte)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("where", "prefix", "byte"),
+    [
+        ("api", b"HTTP/1.1 200 OK\r\n", b"X"),  # a header line that never ends
+        ("archive", b"HTTP/1.1 200 OK\r\nX-Slow: ", b"x"),
+        ("archive", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1"),  # chunk size line
+    ],
+)
+def test_server_dripping_headers_is_cut_off_at_the_deadline(
+    where, prefix, byte, workspace, plugin_dirs, fake_github, settings
+):
+    settings.PLUGIN_FETCH_TIMEOUT_SECONDS = 2
+    fake_github.repo("acme", "tools", archive_of(plugin_files()))
+    drip = _DripServer(prefix, byte)
+    if where == "api":
+        settings.GITHUB_API_BASE_URL = drip.url
+    else:
+        settings.GITHUB_ARCHIVE_BASE_URL = drip.url
+    try:
+        started = time.monotonic()
+        plugin = install_now(workspace, "github://acme/tools")
+        elapsed = time.monotonic() - started
+    finally:
+        drip.close()
+    assert plugin.status == "failed"
+    assert "time limit" in plugin.error or "timed out" in plugin.error, plugin.error
     assert elapsed < 5, elapsed
     assert not list(plugin_dirs.workspace_dir(workspace).iterdir())
 
