@@ -48,7 +48,9 @@ def _registry_page(request: Request, entries: Sequence[RegistryEntry]) -> Respon
     cursor = request.query_params.get("cursor")
     if cursor:
         try:
-            after = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+            padded = (cursor + "=" * (-len(cursor) % 4)).encode()
+            # validate=True: characters outside the alphabet are an error, not silently dropped.
+            after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise InvalidParameter(
                 "cursor is not valid.", details={"cursor": ["Not a valid cursor."]}

@@ -60,6 +60,9 @@ def test_registry_skips_invalid_folders_and_paginates(api, plugin_dirs):
     second = api.get(link[1 : link.index(">")])
     assert names(second) == ["web-search"] and "Link" not in second.headers
     assert api.get("/plugins", {"limit": 0}).json()["code"] == "invalid_parameter"
+    for cursor in ("!!!", "a", "_w", "%%%"):  # not urlsafe base64 (or not UTF-8): 400, not page one
+        bad = api.get("/plugins", {"cursor": cursor})
+        assert bad.status_code == 400 and bad.json()["code"] == "invalid_parameter", cursor
     assert api.get("/plugins", {"limit": 201}).status_code == 400
 
 
