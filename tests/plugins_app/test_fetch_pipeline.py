@@ -427,3 +427,27 @@ def test_extended_header_chain_limit_edge(workspace, plugin_dirs, fake_github):
     fake_github.repo("acme", "tools", _pax_chain(5))
     refused = install_now(workspace, "github://acme/tools")
     assert refused.error == "archive member with too many extended headers"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://localhost:{port}/codeload/acme/tools/tar.gz/{sha}",  # same port, another host name
+        "https://127.0.0.1:{port}/codeload/acme/tools/tar.gz/{sha}",  # same host and port, other scheme
+        "http://127.0.0.1:{other}/codeload/acme/tools/tar.gz/{sha}",  # same host, another port
+    ],
+)
+def test_redirect_outside_the_bases_is_refused_whatever_differs(
+    location, workspace, plugin_dirs, fake_github
+):
+    fake_github.repo("acme", "tools", archive_of(plugin_files()))
+    port = int(fake_github.server.url.rsplit(":", 1)[1])
+    target = location.format(port=port, other=port + 1 if port < 65535 else port - 1, sha=SHA)
+    fake_github.server.route(
+        "GET",
+        f"/codeload/acme/tools/tar.gz/{SHA}",
+        lambda request: FakeResponse(302, b"", {"Location": target}),
+    )
+    plugin = install_now(workspace, "github://acme/tools")
+    assert plugin.status == "failed" and "redirect" in plugin.error
+    assert fake_github.requested_paths().count(f"/codeload/acme/tools/tar.gz/{SHA}") == 1
