@@ -31,6 +31,9 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 DEFAULT_MAX_FILES = 10_000
+# Deeper trees are refused: nobody needs them, and tools that recurse once per level (shutil.rmtree,
+# os.walk) fail on a tree nested about 1,000 levels deep.
+MAX_DEPTH = 64
 COPY_CHUNK = 64 * 1024
 # Tar framing per entry: a 512-byte header, padding to 512, and possibly pax/long-name headers.
 _PER_ENTRY_OVERHEAD = 4096
@@ -315,6 +318,8 @@ def extract_tar_gz(
                         continue
                 if relative == PurePosixPath("."):
                     continue  # the archive root itself
+                if len(relative.parts) > MAX_DEPTH:
+                    raise ArchiveError(f"archive member nested deeper than {MAX_DEPTH} levels")
                 _ensure_parents(staging, relative, stats, limits)
                 target = staging.joinpath(*relative.parts)
                 if kind == "dir":
@@ -417,6 +422,8 @@ def _walk_sorted(root: Path, limits: Limits) -> Iterator[tuple[PurePosixPath, st
             if seen > limits.max_files:
                 raise ArchiveError(f"the tree has more than {limits.max_files} entries")
             child = relative / entry.name
+            if len(child.parts) > MAX_DEPTH:
+                raise ArchiveError(f"the source is nested deeper than {MAX_DEPTH} levels")
             if entry.is_symlink():
                 raise ArchiveError("the source holds a link")
             if entry.is_dir(follow_symlinks=False):

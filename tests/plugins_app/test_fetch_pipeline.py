@@ -228,6 +228,10 @@ HOSTILE = {
         lambda: make_tar_gz([tar_member("/".join(["d" * 200] * 30) + "/f", b"x")]),
         "could not be written",
     ),
+    "deep_nesting": (  # shutil.rmtree would hit the recursion limit removing this
+        lambda: make_tar_gz([tar_member("a/" * 1500 + "f", b"x")]),
+        "nested deeper than 64 levels",
+    ),
     "not_gzip": (lambda: b"this is not an archive", "gzip"),
     "truncated": (lambda: archive_of(plugin_files())[:-40], "truncated"),
 }
@@ -451,3 +455,11 @@ def test_redirect_outside_the_bases_is_refused_whatever_differs(
     plugin = install_now(workspace, "github://acme/tools")
     assert plugin.status == "failed" and "redirect" in plugin.error
     assert fake_github.requested_paths().count(f"/codeload/acme/tools/tar.gz/{SHA}") == 1
+
+
+def test_depth_limit_edge(workspace, plugin_dirs, fake_github):
+    fake_github.repo("acme", "tools", archive_of(plugin_files({"d/" * 63 + "f": b"x"})))  # 64 levels
+    assert install_now(workspace, "github://acme/tools").status == "installed"
+    fake_github.repo("acme", "tools", archive_of(plugin_files({"d/" * 64 + "f": b"x"})))  # 65 levels
+    refused = install_now(workspace, "github://acme/tools")
+    assert refused.error == "archive member nested deeper than 64 levels"
