@@ -387,3 +387,15 @@ def test_plugin_named_like_a_fixed_route_can_be_downloaded_and_uninstalled(
     missing = as_agent.delete(url + "/")
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     assert as_agent.get(url, {"runtime": "x"}).status_code == 200  # the GET route is unchanged
+
+
+def test_unexpected_error_before_the_fetch_still_settles_the_record(workspace, plugin_dirs, monkeypatch):
+    """A crash in the housekeeping before the fetch must not leave the record `installing`."""
+
+    def broken(*args, **kwargs):
+        raise PermissionError("storage folder not readable")
+
+    monkeypatch.setattr(services, "remove_stale_staging", broken)
+    plugin = install_now(workspace, "local://web-search")
+    assert plugin.status == "failed"
+    assert plugin.error == "internal error while installing"  # no exception text leaks
