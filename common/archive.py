@@ -31,6 +31,9 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 DEFAULT_MAX_FILES = 10_000
+# Deeper trees are refused: nobody needs them, and tools that recurse once per level (shutil.rmtree,
+# os.walk) fail on a tree nested about 1,000 levels deep.
+MAX_DEPTH = 64
 COPY_CHUNK = 64 * 1024
 # Tar framing per entry: a 512-byte header, padding to 512, and possibly pax/long-name headers.
 _PER_ENTRY_OVERHEAD = 4096
@@ -90,18 +93,30 @@ _META_TYPES = {
     tarfile.GNUTYPE_LONGLINK,
 }
 _MAX_META_BYTES = 64 * 1024
+# A real member has at most a few extended headers in front of it (pax, long name, long link);
+# `tarfile` reads a chain of them recursively, so an endless chain would end in RecursionError.
+_MAX_META_CHAIN = 4
 
 
 class _GuardedTarInfo(tarfile.TarInfo):
-    """Refuses oversized pax / long-name headers and GNU sparse members before `tarfile` reads
-    their payload into memory."""
+    """Refuses oversized pax / long-name headers, long chains of them and GNU sparse members
+    before `tarfile` reads their payload into memory."""
 
     def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _META_TYPES and self.size > _MAX_META_BYTES:
-            raise ArchiveError("archive member with an oversized extended header")
         if self.type == tarfile.GNUTYPE_SPARSE:
             raise ArchiveError("archive member of an unsupported type")
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
+        if self.type not in _META_TYPES:
+            return super()._proc_member(tarfile_)  # type: ignore[misc]
+        if self.size > _MAX_META_BYTES:
+            raise ArchiveError("archive member with an oversized extended header")
+        depth = getattr(tarfile_, "_guard_meta_depth", 0) + 1
+        if depth > _MAX_META_CHAIN:
+            raise ArchiveError("archive member with too many extended headers")
+        tarfile_._guard_meta_depth = depth  # type: ignore[attr-defined]
+        try:
+            return super()._proc_member(tarfile_)  # type: ignore[misc]
+        finally:
+            tarfile_._guard_meta_depth = depth - 1  # type: ignore[attr-defined]
 
 
 def safe_member_path(name: str) -> PurePosixPath:
@@ -215,6 +230,18 @@ def _write_file(source: _Readable | None, target: Path, size: int, stats: TreeSt
         raise ArchiveError("the archive is truncated")
 
 
+def _existing_kind(target: Path) -> str | None:
+    """ "dir", "other" or None (absent), without following links. A name the filesystem cannot
+    hold (too long, too deep) is refused rather than left to escape as an `OSError`."""
+    try:
+        info = os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        raise ArchiveError("archive member could not be written") from None
+    return "dir" if stat.S_ISDIR(info.st_mode) else "other"
+
+
 def _make_dir(target: Path) -> None:
     try:
         target.mkdir(mode=0o755)
@@ -229,10 +256,11 @@ def _ensure_parents(staging: Path, relative: PurePosixPath, stats: TreeStats, li
     current = staging
     for part in relative.parts[:-1]:
         current = current / part
-        if not current.exists():
+        existing = _existing_kind(current)
+        if existing is None:
             _count_entry(stats, limits, directory=True)
             _make_dir(current)
-        elif current.is_symlink() or not current.is_dir():
+        elif existing != "dir":
             raise ArchiveError("archive member conflicts with another member")
 
 
@@ -290,10 +318,12 @@ def extract_tar_gz(
                         continue
                 if relative == PurePosixPath("."):
                     continue  # the archive root itself
+                if len(relative.parts) > MAX_DEPTH:
+                    raise ArchiveError(f"archive member nested deeper than {MAX_DEPTH} levels")
                 _ensure_parents(staging, relative, stats, limits)
                 target = staging.joinpath(*relative.parts)
                 if kind == "dir":
-                    if not target.exists():
+                    if _existing_kind(target) is None:
                         _count_entry(stats, limits, directory=True)
                     _make_dir(target)
                     continue
@@ -392,6 +422,8 @@ def _walk_sorted(root: Path, limits: Limits) -> Iterator[tuple[PurePosixPath, st
             if seen > limits.max_files:
                 raise ArchiveError(f"the tree has more than {limits.max_files} entries")
             child = relative / entry.name
+            if len(child.parts) > MAX_DEPTH:
+                raise ArchiveError(f"the source is nested deeper than {MAX_DEPTH} levels")
             if entry.is_symlink():
                 raise ArchiveError("the source holds a link")
             if entry.is_dir(follow_symlinks=False):

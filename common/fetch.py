@@ -24,6 +24,7 @@ or, to decide under a lock whether to promote the staged tree:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -309,7 +310,39 @@ def remove_tree(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink(missing_ok=True)
     elif path.exists():
-        shutil.rmtree(path, ignore_errors=True)
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        except RecursionError:
+            # shutil.rmtree recurses once per level: a tree nested deeper than the interpreter's
+            # recursion limit (about 1,000 levels fit in PATH_MAX) would otherwise stay on disk.
+            _remove_tree_iteratively(path)
+
+
+def _remove_tree_iteratively(root: Path) -> None:
+    """Depth-first removal with an explicit stack; links are removed, never followed."""
+    stack = [root]
+    expanded: set[Path] = set()
+    while stack:
+        folder = stack[-1]
+        if folder not in expanded:
+            expanded.add(folder)
+            subfolders: list[Path] = []
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                entries = []
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(Path(entry.path))
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+            if subfolders:
+                stack.extend(subfolders)
+                continue
+        stack.pop()
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 @contextmanager

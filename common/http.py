@@ -10,8 +10,10 @@ metadata addresses are always refused; private and loopback addresses only when 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -108,18 +110,71 @@ def resolve_checked(host: str, port: int, policy: NetworkPolicy) -> list[tuple[i
     return result
 
 
+def _shutdown_socket(sock: Any) -> None:
+    # The base method works on the descriptor, for plain and TLS sockets alike; a closed or
+    # detached socket is simply skipped.
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """Enforces the overall deadline of one exchange on its sockets.
+
+    Socket timeouts bound each read, not their sum: a server that drips one byte of its status
+    line, headers or a chunk-size line every second would hold the request far past its
+    deadline. At the deadline the watchdog shuts the exchange's sockets down, so the blocked
+    read returns at once and the request fails as a timeout.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._lock = threading.Lock()
+        self._watched: list[tuple[HTTPConnection, socket.socket]] = []
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, connection: HTTPConnection, sock: socket.socket) -> None:
+        with self._lock:
+            self._watched.append((connection, sock))
+            fired = self.fired
+        if fired:
+            _shutdown_socket(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            watched = list(self._watched)
+        for connection, sock in watched:
+            _shutdown_socket(sock)
+            current = getattr(connection, "sock", None)  # the TLS socket once wrapped
+            if current is not None and current is not sock:
+                _shutdown_socket(current)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+# The watchdog of the request being sent on this thread (connections are opened inside it).
+_active = threading.local()
+
+
 def _guarded(base: type[HTTPConnection], policy: NetworkPolicy) -> type[HTTPConnection]:
     class GuardedConnection(base):  # type: ignore[valid-type, misc]
         def _new_conn(self) -> socket.socket:
             last_error: OSError | None = None
             for _family, address in resolve_checked(self._dns_host, self.port, policy):
                 try:
-                    return urllib3_connection.create_connection(
+                    sock = urllib3_connection.create_connection(
                         (address, self.port),
                         self.timeout,
                         source_address=self.source_address,
                         socket_options=self.socket_options,
                     )
+                    watchdog: _Watchdog | None = getattr(_active, "watchdog", None)
+                    if watchdog is not None:
+                        watchdog.watch(self, sock)
+                    return sock
                 except TimeoutError as exc:
                     raise ConnectTimeoutError(self, "connection timed out") from exc
                 except OSError as exc:
@@ -194,6 +249,10 @@ class StreamedResponse:
     _deadline: float
     _max_bytes: int
     received: int = field(default=0)
+    _watchdog: _Watchdog | None = None
+
+    def _cut_off(self) -> bool:
+        return self._watchdog is not None and self._watchdog.fired
 
     def iter_chunks(self) -> Iterator[bytes]:
         raw = self._response.raw
@@ -203,6 +262,8 @@ class StreamedResponse:
                     raise HttpError("timeout", "the transfer exceeded its time limit")
                 chunk = raw.read1(CHUNK_BYTES) if hasattr(raw, "read1") else raw.read(CHUNK_BYTES)
                 if not chunk:
+                    if self._cut_off():  # the watchdog closed it: not a complete body
+                        raise HttpError("timeout", "the transfer exceeded its time limit")
                     return
                 self.received += len(chunk)
                 if self.received > self._max_bytes:
@@ -211,6 +272,8 @@ class StreamedResponse:
         except HttpError:
             raise
         except (requests.exceptions.RequestException, OSError, HTTPError) as exc:
+            if self._cut_off():
+                raise HttpError("timeout", "the transfer exceeded its time limit") from None
             raise _transport_error(exc) from None
 
     def read(self) -> bytes:
@@ -273,6 +336,7 @@ def open_stream(
     deadline = time.monotonic() + timeout
     session = _session(policy)
     response: requests.Response | None = None
+    watchdog = _Watchdog(deadline)
     try:
         current = url
         for _hop in range(max_redirects + 1):
@@ -280,6 +344,8 @@ def open_stream(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HttpError("timeout", "the request timed out")
+            previous = getattr(_active, "watchdog", None)
+            _active.watchdog = watchdog
             try:
                 response = session.request(
                     method,
@@ -295,7 +361,11 @@ def open_stream(
             except HttpError:
                 raise
             except (requests.exceptions.RequestException, OSError) as exc:
+                if watchdog.fired:
+                    raise HttpError("timeout", "the request timed out") from None
                 raise _transport_error(exc) from None
+            finally:
+                _active.watchdog = previous
             if response.status_code not in _REDIRECT_STATUSES or not redirect_prefixes:
                 break
             target = urljoin(current, response.headers.get("Location", ""))
@@ -316,8 +386,10 @@ def open_stream(
             _response=response,
             _deadline=deadline,
             _max_bytes=max_bytes,
+            _watchdog=watchdog,
         )
     finally:
+        watchdog.cancel()
         if response is not None:
             response.close()
         session.close()

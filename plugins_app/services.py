@@ -163,13 +163,14 @@ def plugin_install_run(*, plugin_id: str, attempt: str) -> None:
         return
     destination = plugin_storage_path(workspace_id=plugin.workspace_id, name=plugin.name)
     timeout = settings.PLUGIN_FETCH_TIMEOUT_SECONDS
-    remove_stale_staging(destination.parent, older_than_seconds=2 * timeout + 600)
     manifests: list[PluginManifest] = []
 
     def validate(tree: Path) -> None:
         manifests.append(manifest_read(tree, name=plugin.name))
 
     try:
+        # Inside the try: whatever goes wrong, the record must not stay `installing` for ever.
+        remove_stale_staging(destination.parent, older_than_seconds=2 * timeout + 600)
         spec = parse_source(plugin.source)
         with stage_tree(
             source=spec,

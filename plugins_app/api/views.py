@@ -48,7 +48,9 @@ def _registry_page(request: Request, entries: Sequence[RegistryEntry]) -> Respon
     cursor = request.query_params.get("cursor")
     if cursor:
         try:
-            after = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+            padded = (cursor + "=" * (-len(cursor) % 4)).encode()
+            # validate=True: characters outside the alphabet are an error, not silently dropped.
+            after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise InvalidParameter(
                 "cursor is not valid.", details={"cursor": ["Not a valid cursor."]}
@@ -135,7 +137,22 @@ class InstalledPluginListView(WorkspaceScopedView):
         return Response(InstalledPluginSerializer(plugin).data, status=status.HTTP_202_ACCEPTED)
 
 
-class PluginAvailableView(WorkspaceScopedView):
+# `available` and `compatibility` are valid plugin names (a repository may be called that), but
+# their paths belong to the GET routes below: DELETE on them still uninstalls that plugin, as
+# `DELETE /workspaces/:id/plugins/:name` promises (documented under `{name}` in the schema; a
+# comment, not a docstring, so the views' schema descriptions are not taken from it).
+class _ReservedNameUninstall:
+    reserved_name: str
+    workspace: Any
+
+    @extend_schema(exclude=True)
+    def delete(self, request: Request, workspace_id: Any) -> Response:
+        services.plugin_uninstall(workspace=self.workspace, name=self.reserved_name)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PluginAvailableView(_ReservedNameUninstall, WorkspaceScopedView):
+    reserved_name = "available"
     queryset = InstalledPlugin.objects.none()  # for the schema's path parameter types
     serializer_class = PluginSerializer
 
@@ -149,7 +166,8 @@ class PluginAvailableView(WorkspaceScopedView):
         return _registry_page(request, selectors.registry_list(runtime=self.workspace.runtime))
 
 
-class PluginCompatibilityView(WorkspaceScopedView):
+class PluginCompatibilityView(_ReservedNameUninstall, WorkspaceScopedView):
+    reserved_name = "compatibility"
     queryset = InstalledPlugin.objects.none()  # for the schema's path parameter types
     serializer_class = CompatibilitySerializer
 

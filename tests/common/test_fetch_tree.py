@@ -8,7 +8,15 @@ import time
 import pytest
 
 from common.errors import ApplicationError
-from common.fetch import FetchError, GithubBases, fetch_tree, parse_source, remove_stale_staging, stage_tree
+from common.fetch import (
+    FetchError,
+    GithubBases,
+    fetch_tree,
+    parse_source,
+    remove_stale_staging,
+    remove_tree,
+    stage_tree,
+)
 from tests.plugins_app.conftest import SHA, FakeGithub, archive_of
 
 
@@ -117,3 +125,25 @@ def test_remove_stale_staging(tmp_path):
     os.utime(keep, (1, 1))
     remove_stale_staging(tmp_path, older_than_seconds=600)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".staging-fresh", "plugin"]
+
+
+def test_remove_tree_handles_trees_deeper_than_the_recursion_limit(tmp_path):
+    """shutil.rmtree recurses per level; a leftover ~1,900-level tree must still go away."""
+    root = tmp_path / "deep"
+    current = root
+    current.mkdir()
+    while len(str(current)) < 3900:
+        current = current / "a"
+        current.mkdir()
+    (current / "f").write_bytes(b"x")
+    (root / "link").symlink_to(tmp_path)  # removed, not followed
+    remove_tree(root)
+    assert not root.exists()
+    assert tmp_path.exists()
+
+
+def test_local_source_deeper_than_the_limit_is_refused(tmp_path, local_base):
+    (local_base / "demo" / ("d/" * 65)).mkdir(parents=True)  # 65 levels
+    with pytest.raises(FetchError, match="nested deeper than 64 levels"):
+        _fetch(local_base, tmp_path / "out" / "demo", max_files=1000)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -10,7 +10,9 @@ import gzip
 import hashlib
 import io
 import os
+import socket
 import tarfile
+import threading
 import time
 import zlib
 
@@ -158,6 +160,19 @@ def _many(count: int) -> bytes:
     return archive_of(files)
 
 
+def _pax_chain(length: int) -> bytes:
+    """`length` pax headers in a row before one member: `tarfile` follows such chains recursively."""
+    payload = b"16 comment=abcd\n"
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = len(payload)
+    block = header.tobuf(tarfile.USTAR_FORMAT) + payload + b"\0" * (tarfile.BLOCKSIZE - len(payload))
+    member = tarfile.TarInfo("acme-tools-0123456/plugin.yaml")
+    member.size = 8
+    tail = member.tobuf(tarfile.USTAR_FORMAT) + b"name: x\n".ljust(tarfile.BLOCKSIZE, b"\0")
+    return gzip.compress(block * length + tail + b"\0" * (2 * tarfile.BLOCKSIZE))
+
+
 HOSTILE = {
     "dotdot": (
         lambda: make_tar_gz([tar_member("plugin.yaml", b"name: x\n"), tar_member("../x", b"owned")]),
@@ -206,6 +221,16 @@ HOSTILE = {
     "duplicate_member": (
         lambda: make_tar_gz([tar_member("plugin.yaml", b"a: 1\n"), tar_member("plugin.yaml", b"")]),
         "twice",
+    ),
+    "extended_header_chain": (lambda: _pax_chain(5000), "too many extended headers"),
+    "name_too_long": (lambda: make_tar_gz([tar_member("a" * 300 + "/b", b"x")]), "could not be written"),
+    "path_too_deep": (
+        lambda: make_tar_gz([tar_member("/".join(["d" * 200] * 30) + "/f", b"x")]),
+        "could not be written",
+    ),
+    "deep_nesting": (  # shutil.rmtree would hit the recursion limit removing this
+        lambda: make_tar_gz([tar_member("a/" * 1500 + "f", b"x")]),
+        "nested deeper than 64 levels",
     ),
     "not_gzip": (lambda: b"this is not an archive", "gzip"),
     "truncated": (lambda: archive_of(plugin_files())[:-40], "truncated"),
@@ -289,6 +314,70 @@ def test_dripping_server_is_cut_off_at_the_deadline(workspace, plugin_dirs, fake
     assert not list(plugin_dirs.workspace_dir(workspace).iterdir())
 
 
+class _DripServer:
+    """A raw server on 127.0.0.1 that answers `prefix`, then drips `byte` every 0.2 s forever:
+    each read gets data well within any socket timeout, only the overall deadline can stop it."""
+
+    def __init__(self, prefix: bytes, byte: bytes) -> None:
+        self.prefix, self.byte = prefix, byte
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(self.prefix)
+                while not self.stop.wait(0.2):
+                    conn.sendall(self.byte)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("where", "prefix", "byte"),
+    [
+        ("api", b"HTTP/1.1 200 OK\r\n", b"X"),  # a header line that never ends
+        ("archive", b"HTTP/1.1 200 OK\r\nX-Slow: ", b"x"),
+        ("archive", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1"),  # chunk size line
+    ],
+)
+def test_server_dripping_headers_is_cut_off_at_the_deadline(
+    where, prefix, byte, workspace, plugin_dirs, fake_github, settings
+):
+    settings.PLUGIN_FETCH_TIMEOUT_SECONDS = 2
+    fake_github.repo("acme", "tools", archive_of(plugin_files()))
+    drip = _DripServer(prefix, byte)
+    if where == "api":
+        settings.GITHUB_API_BASE_URL = drip.url
+    else:
+        settings.GITHUB_ARCHIVE_BASE_URL = drip.url
+    try:
+        started = time.monotonic()
+        plugin = install_now(workspace, "github://acme/tools")
+        elapsed = time.monotonic() - started
+    finally:
+        drip.close()
+    assert plugin.status == "failed"
+    assert "time limit" in plugin.error or "timed out" in plugin.error, plugin.error
+    assert elapsed < 5, elapsed
+    assert not list(plugin_dirs.workspace_dir(workspace).iterdir())
+
+
 @pytest.mark.parametrize("where", ["archive", "api"])
 def test_redirect_to_another_host_or_port_is_refused_before_following(
     where, workspace, plugin_dirs, fake_github
@@ -333,3 +422,44 @@ def test_redirect_to_same_host_outside_the_bases_is_refused(workspace, plugin_di
     plugin = install_now(workspace, "github://acme/tools")
     assert plugin.status == "failed" and "redirect" in plugin.error
     assert "/elsewhere" not in fake_github.requested_paths()
+
+
+def test_extended_header_chain_limit_edge(workspace, plugin_dirs, fake_github):
+    """Four extended headers in front of a member are accepted, five refused (not a crash)."""
+    fake_github.repo("acme", "tools", _pax_chain(4))
+    assert install_now(workspace, "github://acme/tools").status == "installed"
+    fake_github.repo("acme", "tools", _pax_chain(5))
+    refused = install_now(workspace, "github://acme/tools")
+    assert refused.error == "archive member with too many extended headers"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://localhost:{port}/codeload/acme/tools/tar.gz/{sha}",  # same port, another host name
+        "https://127.0.0.1:{port}/codeload/acme/tools/tar.gz/{sha}",  # same host and port, other scheme
+        "http://127.0.0.1:{other}/codeload/acme/tools/tar.gz/{sha}",  # same host, another port
+    ],
+)
+def test_redirect_outside_the_bases_is_refused_whatever_differs(
+    location, workspace, plugin_dirs, fake_github
+):
+    fake_github.repo("acme", "tools", archive_of(plugin_files()))
+    port = int(fake_github.server.url.rsplit(":", 1)[1])
+    target = location.format(port=port, other=port + 1 if port < 65535 else port - 1, sha=SHA)
+    fake_github.server.route(
+        "GET",
+        f"/codeload/acme/tools/tar.gz/{SHA}",
+        lambda request: FakeResponse(302, b"", {"Location": target}),
+    )
+    plugin = install_now(workspace, "github://acme/tools")
+    assert plugin.status == "failed" and "redirect" in plugin.error
+    assert fake_github.requested_paths().count(f"/codeload/acme/tools/tar.gz/{SHA}") == 1
+
+
+def test_depth_limit_edge(workspace, plugin_dirs, fake_github):
+    fake_github.repo("acme", "tools", archive_of(plugin_files({"d/" * 63 + "f": b"x"})))  # 64 levels
+    assert install_now(workspace, "github://acme/tools").status == "installed"
+    fake_github.repo("acme", "tools", archive_of(plugin_files({"d/" * 64 + "f": b"x"})))  # 65 levels
+    refused = install_now(workspace, "github://acme/tools")
+    assert refused.error == "archive member nested deeper than 64 levels"

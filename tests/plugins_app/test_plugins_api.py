@@ -60,6 +60,9 @@ def test_registry_skips_invalid_folders_and_paginates(api, plugin_dirs):
     second = api.get(link[1 : link.index(">")])
     assert names(second) == ["web-search"] and "Link" not in second.headers
     assert api.get("/plugins", {"limit": 0}).json()["code"] == "invalid_parameter"
+    for cursor in ("!!!", "a", "_w", "%%%"):  # not urlsafe base64 (or not UTF-8): 400, not page one
+        bad = api.get("/plugins", {"cursor": cursor})
+        assert bad.status_code == 400 and bad.json()["code"] == "invalid_parameter", cursor
     assert api.get("/plugins", {"limit": 201}).status_code == 400
 
 
@@ -366,3 +369,33 @@ def test_sha_is_recorded_for_github_in_list(as_agent, workspace, plugin_dirs, fa
     install_now(workspace, "github://acme/tools")
     body = as_agent.get(f"/workspaces/{workspace.pk}/plugins").json()[0]
     assert body["resolved_ref"] == SHA and len(body["sha256"]) == 64
+
+
+@pytest.mark.parametrize("name", ["available", "compatibility"])
+def test_plugin_named_like_a_fixed_route_can_be_downloaded_and_uninstalled(
+    name, as_agent, workspace, plugin_dirs, fake_github, django_capture_on_commit_callbacks
+):
+    """A repository may be called `available`; its DELETE must not be swallowed by that route."""
+    fake_github.repo("acme", name, archive_of(plugin_files()))
+    assert install_now(workspace, f"github://acme/{name}").status == "installed"
+    url = f"/workspaces/{workspace.pk}/plugins/{name}"
+    assert as_agent.get(url + "/download").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_agent.delete(url)
+    assert response.status_code == 204
+    assert not (plugin_dirs.workspace_dir(workspace) / name).exists()
+    missing = as_agent.delete(url + "/")
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert as_agent.get(url, {"runtime": "x"}).status_code == 200  # the GET route is unchanged
+
+
+def test_unexpected_error_before_the_fetch_still_settles_the_record(workspace, plugin_dirs, monkeypatch):
+    """A crash in the housekeeping before the fetch must not leave the record `installing`."""
+
+    def broken(*args, **kwargs):
+        raise PermissionError("storage folder not readable")
+
+    monkeypatch.setattr(services, "remove_stale_staging", broken)
+    plugin = install_now(workspace, "local://web-search")
+    assert plugin.status == "failed"
+    assert plugin.error == "internal error while installing"  # no exception text leaks
