@@ -83,3 +83,27 @@ def test_hostile_bodies_never_500(as_admin, workspace, path, method):
         response = as_admin.generic(method.upper(), url, body, content_type="application/json")
         assert 400 <= response.status_code < 500, (url, body[:40], response.status_code)
         _assert_error_shape(response)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "suffix",
+    ["/secrets/%00", "/secrets/A%00B", "/memory/%00", "/plugins/%00", "/plugins/a%00/download"],
+)
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_nul_in_a_path_segment_is_404(as_admin, workspace, suffix, method):
+    response = as_admin.generic(
+        method.upper(),
+        f"/workspaces/{workspace.id}{suffix}",
+        '{"value": "v"}',
+        content_type="application/json",
+    )
+    assert response.status_code in {404, 405}, response.status_code
+    _assert_error_shape(response)
+
+
+@pytest.mark.django_db
+def test_nul_in_webhook_type_is_404(api):
+    response = api.post("/webhooks/tele%00gram", b"{}", content_type="application/json")
+    assert response.status_code == 404
+    _assert_error_shape(response)
