@@ -6,3 +6,6 @@ class ChannelsAppConfig(AppConfig):
 
     name = "channels_app"
     verbose_name = "Channels"
+
+    def ready(self) -> None:
+        from channels_app import signals  # noqa: F401 - unregisters webhooks on workspace deletion

@@ -42,7 +42,10 @@ def body_limit_for(view_func: Callable) -> int:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses bodies above the view's cap with 413, from Content-Length, before parsing."""
+    """Refuses bodies above the view's cap with 413, from Content-Length, before parsing.
+
+    Also answers 404 for a path parameter holding NUL (see `process_view`).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -53,6 +56,10 @@ class BodySizeLimitMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict
     ) -> HttpResponse | None:
+        if any("\x00" in str(value) for value in view_kwargs.values()):
+            # `%00` in a `<str:...>` segment (secret key, plugin name, webhook type) names nothing
+            # that can exist, and PostgreSQL refuses NUL in a query: a 404, not a 500.
+            return error_response("Not found.", "not_found", 404)
         raw_length = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(raw_length)

@@ -1,9 +1,12 @@
-"""The default JSON parser: DRF's, plus two kinds of body that used to be 500s are now a 400
-`invalid_request`:
+"""The API's JSON parser: bodies that PostgreSQL or the JSON renderer cannot take are a 400.
 
-- nesting beyond Python's recursion limit (DRF only catches ValueError, not RecursionError);
-- a number too large for a double (`1e400`), which Python reads as `inf` and PostgreSQL's
-  `jsonb` then refuses. NaN/Infinity literals are already refused by DRF's strict mode.
+Python's `json` accepts things that later blow up as a 500:
+- nesting deep enough to hit the recursion limit (DRF only catches ValueError);
+- a number too large for a double (`1e400`), read as `inf`, which PostgreSQL's `jsonb` refuses
+  (NaN/Infinity literals are already refused by DRF's strict mode);
+- `\\u0000` (PostgreSQL text and JSONB cannot store NUL);
+- unpaired surrogates such as `\\ud800` (not encodable as UTF-8, so even the error answer that
+  echoes them would fail).
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser as DRFJSONParser
+from rest_framework.parsers import JSONParser
 from rest_framework.utils import json
+
+from common.errors import ApplicationError
+
+UNSTORABLE_MESSAGE = "Strings in the request body must not contain NUL (\\u0000) or unpaired surrogates."
 
 
 def _finite_float(text: str) -> float:
@@ -25,14 +32,43 @@ def _finite_float(text: str) -> float:
     return value
 
 
-class JSONParser(DRFJSONParser):
+def _is_storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_storable(data: Any) -> None:
+    """Walks the parsed body without recursion; raises `invalid_request` on a bad string."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not _is_storable(item):
+                raise ApplicationError(UNSTORABLE_MESSAGE, code="invalid_request")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's JSONParser (strict: no NaN/Infinity) plus the checks above."""
+
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             decoded_stream = codecs.getreader(encoding)(stream)
             parse_constant = json.strict_constant if self.strict else None
-            return json.load(decoded_stream, parse_constant=parse_constant, parse_float=_finite_float)
+            data = json.load(decoded_stream, parse_constant=parse_constant, parse_float=_finite_float)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         except RecursionError:
             raise ParseError("The request body is nested too deeply.") from None
+        check_storable(data)
+        return data

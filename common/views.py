@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from common.errors import error_response
 
@@ -36,9 +37,15 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     return error_response("You do not have permission to perform this action.", "forbidden", 403)
 
 
+@csrf_exempt  # it never changes anything; a POST gets the JSON 405 below, not a CSRF page
 def index(request: HttpRequest) -> HttpResponse:
     """Where things are, for a person who opens the root URL."""
     from django.http import JsonResponse
+
+    if request.method not in ("GET", "HEAD"):
+        response = error_response("Method not allowed.", "method_not_allowed", 405)
+        response["Allow"] = "GET, HEAD"
+        return response
 
     return JsonResponse(
         {

@@ -130,12 +130,12 @@ def section_unavailable(key: str) -> ApplicationError:
 
 
 def check_memory_key(key: Any) -> str | None:
-    if not isinstance(key, str) or not re.match(MEMORY_KEY_PATTERN, key):
+    if not isinstance(key, str) or not re.fullmatch(MEMORY_KEY_PATTERN, key):
         return f"Memory key {key!r} must match {MEMORY_KEY_PATTERN}."
     return None
 
 
 def check_secret_key(key: Any) -> str | None:
-    if not isinstance(key, str) or not re.match(SECRET_KEY_PATTERN, key):
+    if not isinstance(key, str) or not re.fullmatch(SECRET_KEY_PATTERN, key):
         return f"Secret key {key!r} must match {SECRET_KEY_PATTERN}."
     return None

@@ -24,6 +24,8 @@ from tokens.secrets import (
 )
 from workspaces.models import Workspace
 
+MIN_ENV_ADMIN_TOKEN_LENGTH = 32
+
 
 class LimitReached(ApplicationError):
     status_code = 409
@@ -125,7 +127,9 @@ def token_authenticate(raw: str) -> Principal | None:
     """The principal behind a bearer token, or None (malformed, unknown, revoked, expired)."""
     env_token = settings.ADMIN_TOKEN
     digest = hash_token(raw)
-    if env_token and same_hash(digest, hash_token(env_token)):
+    # A short ADMIN_TOKEN is refused by `manage.py check`, but gunicorn never runs the checks:
+    # never let it authenticate anyone.
+    if len(env_token) >= MIN_ENV_ADMIN_TOKEN_LENGTH and same_hash(digest, hash_token(env_token)):
         return Principal(kind="env_admin", name=ENV_ADMIN_NAME)
     if WORKSPACE_TOKEN_RE.match(raw):
         token = WorkspaceToken.objects.active().filter(token_hash=digest).first()

@@ -10,9 +10,7 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -167,19 +165,8 @@ class BundleExportView(GenericAPIView):
         )
 
 
-class BundleJSONParser(JSONParser):
-    """JSON, where absurd nesting is a 400 instead of a RecursionError."""
-
-    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("The bundle is nested too deeply.") from None
-
-
 class BundleImportView(GenericAPIView):
     permission_classes = [AdminAuth]
-    parser_classes = [BundleJSONParser]
     serializer_class = BundleImportResponseSerializer
     max_body_bytes = MAX_BUNDLE_BYTES
 

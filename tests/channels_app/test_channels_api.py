@@ -12,7 +12,7 @@ from channels_app import selectors, services
 from channels_app.models import Channel
 from common.errors import ApplicationError
 from tests.channels_app.helpers import SLACK_TOKEN, TELEGRAM_SECRET, TELEGRAM_TOKEN, telegram_channel
-from tests.support.factories import bearer, make_workspace_token
+from tests.support.factories import bearer, make_workspace, make_workspace_token
 from tests.support.fake_http import json_response
 
 pytestmark = pytest.mark.django_db
@@ -522,3 +522,23 @@ def test_admin_edit_keeps_secrets_and_replaces_them_when_given(client, workspace
     assert response.status_code == 200  # form error, nothing saved
     channel.refresh_from_db()
     assert channel.config["bot_token"] == new_token
+
+
+def test_deleting_a_workspace_tree_unregisters_its_telegram_webhooks(
+    as_admin, workspace, settings, fake_http, django_capture_on_commit_callbacks
+):
+    """DELETE /workspaces/:id?cascade=true removes channels by cascade; Telegram must stop too."""
+    settings.PUBLIC_BASE_URL = "https://hooks.example.test"
+    settings.TELEGRAM_API_BASE_URL = fake_http.url
+    fake_http.route("POST", f"/bot{TELEGRAM_TOKEN}/setWebhook", json_response({"ok": True, "result": True}))
+    fake_http.route(
+        "POST", f"/bot{TELEGRAM_TOKEN}/deleteWebhook", json_response({"ok": True, "result": True})
+    )
+    child = make_workspace("child", parent_id=workspace.id)
+    with django_capture_on_commit_callbacks(execute=True):
+        created = as_admin.post(_url(child), {"platform": "telegram", "config": TG_CONFIG})
+    assert created.status_code == 201
+    with django_capture_on_commit_callbacks(execute=True):
+        assert as_admin.delete(f"/workspaces/{workspace.id}?cascade=true").status_code == 204
+    assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == ["setWebhook", "deleteWebhook"]
+    assert not Channel.objects.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import OperationalError
+from django.test import Client
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from integrations_project.celery import app
@@ -199,3 +200,20 @@ def test_console_secret_write_only(staff_client):
     )
     secret.refresh_from_db()
     assert secret.value == "pa55"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_index_only_answers_get(method):
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)("/")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/admin/workspaces/nope/tokens", "/admin/workspaces/nope/tokens/"])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_admin_mint_route_with_malformed_id_is_json_404(as_admin, path, method):
+    """The API route under /admin/ must not fall through to the console's login redirect."""
+    response = getattr(as_admin, method)(path, {}, format="json")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found.", "code": "not_found"}

@@ -79,7 +79,7 @@ def test_bundle_with_nul_characters_is_a_400(as_admin, root):
     response = as_admin.post("/bundles/import", _bundle(root), format="json")
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "invalid_request"
-    assert response.json()["details"] == {"bundle": ["Strings may not contain NUL characters."]}
+    assert "NUL" in response.json()["error"]  # refused by the API's JSON parser, before import
     assert not Workspace.objects.exists()
 
 

@@ -205,3 +205,15 @@ def test_agent_and_operator_differences(world):
         f"/workspaces/{ws.id}/tokens", {"role": "operator"}, format="json"
     )
     assert operator_try.status_code == 201
+
+
+@pytest.mark.parametrize(("length", "status"), [(31, 401), (32, 200)])
+def test_env_admin_token_needs_32_characters(db, settings, length, status):
+    """gunicorn does not run `manage.py check`, so a short ADMIN_TOKEN must not work at all."""
+    settings.ADMIN_TOKEN = "k" * length
+    client = APIClient()
+    client.credentials(**bearer("k" * length))
+    response = client.get("/workspaces")
+    assert response.status_code == status
+    if status == 401:
+        assert response.json()["code"] == "unauthenticated"

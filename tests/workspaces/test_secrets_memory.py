@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 from django.db import connection
 
 from common import crypto
-from workspaces.models import WorkspaceSecret
+from workspaces.models import WorkspaceMemory, WorkspaceSecret
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +113,24 @@ def test_memory_needs_value_field(as_agent, workspace):
     assert "value" in response.json()["details"]
     bad_key = as_agent.put(f"/workspaces/{workspace.id}/memory/-bad", {"value": 1}, format="json")
     assert bad_key.status_code == 400
+
+
+@pytest.mark.parametrize("kind, key", [("secrets", "API_KEY%0A"), ("memory", "notes%0A")])
+def test_key_with_trailing_newline_is_refused(as_agent, workspace, kind, key):
+    """`$` in the key patterns matches before a final newline; the whole key must match."""
+    response = as_agent.put(f"/workspaces/{workspace.id}/{kind}/{key}", {"value": "v"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert "key" in response.json()["details"]
+    assert not WorkspaceSecret.objects.exists()
+    assert not WorkspaceMemory.objects.exists()
+
+
+def test_imported_keys_must_match_whole_pattern():
+    """Bundles and org imports use the same key rules as the API."""
+    from templates_app.sections import check_memory_key, check_secret_key
+
+    assert check_secret_key("API_KEY") is None
+    assert check_secret_key("API_KEY\n") is not None
+    assert check_memory_key("notes") is None
+    assert check_memory_key("notes\n") is not None

@@ -132,6 +132,6 @@ class MemoryValueSerializer(StrictSerializer):
 
 def key_errors(key: str, *, secret: bool) -> dict[str, list[str]] | None:
     pattern = SECRET_KEY_PATTERN if secret else MEMORY_KEY_PATTERN
-    if re.match(pattern, key):
+    if re.fullmatch(pattern, key):  # fullmatch: `$` alone would let "KEY\n" through
         return None
     return {"key": [f"Must match {pattern}."]}
