@@ -23,6 +23,7 @@ from django.utils.text import Truncator
 from approvals import services
 from approvals.models import Approval, ApprovalEvent, ApprovalStatus
 from approvals.selectors import status_q
+from common.admin import deleting_through_a_workspace
 from common.errors import ApplicationError
 from tokens.principal import Principal
 
@@ -178,7 +179,7 @@ class ApprovalAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _deleting_through_a_workspace(request) and super().has_delete_permission(request, obj)
+        return deleting_through_a_workspace(request) and super().has_delete_permission(request, obj)
 
     def has_decide_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("approvals.decide_approval")
@@ -261,13 +262,6 @@ class ApprovalAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(change_url)
 
 
-def _deleting_through_a_workspace(request: HttpRequest) -> bool:
-    """Approvals and their audit trail are never deleted on their own pages, only together
-    with their workspace (whose delete page checks the permission of every related row)."""
-    match = getattr(request, "resolver_match", None)
-    return bool(match and match.url_name and match.url_name.startswith("workspaces_workspace_"))
-
-
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(str(value))
@@ -310,4 +304,4 @@ class ApprovalEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _deleting_through_a_workspace(request) and super().has_delete_permission(request, obj)
+        return deleting_through_a_workspace(request) and super().has_delete_permission(request, obj)

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from channels_app import services
 from channels_app.adapters import get_adapter
 from channels_app.models import Channel, ChannelMessage
+from common.admin import ReadOnlyAdminMixin
 from common.errors import ApplicationError
 
 
@@ -167,7 +168,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelMessage)
-class ChannelMessageAdmin(admin.ModelAdmin):
+class ChannelMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "channel",
@@ -203,12 +204,3 @@ class ChannelMessageAdmin(admin.ModelAdmin):
     @admin.display(description="workspace", ordering="channel__workspace__name")
     def workspace(self, obj: ChannelMessage) -> str:
         return obj.channel.workspace.name
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

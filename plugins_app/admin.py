@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from common.admin import ReadOnlyAdminMixin
 from plugins_app import selectors, services
 from plugins_app.models import InstalledPlugin, RegistryPlugin
 
@@ -55,17 +56,8 @@ class InstalledPluginAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegistryPlugin)
-class RegistryPluginAdmin(admin.ModelAdmin):
+class RegistryPluginAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only view of the on-disk registry: the changelist lists PLUGINS_DIR, not rows."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)

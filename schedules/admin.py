@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from common.admin import ReadOnlyAdminMixin
 from common.errors import ApplicationError
 from schedules import cron, services
 from schedules.models import Schedule, ScheduleRun
@@ -132,7 +133,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScheduleRun)
-class ScheduleRunAdmin(admin.ModelAdmin):
+class ScheduleRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "schedule",
         "workspace",
@@ -168,12 +169,3 @@ class ScheduleRunAdmin(admin.ModelAdmin):
     @admin.display(description="workspace", ordering="schedule__workspace__name")
     def workspace(self, obj: ScheduleRun) -> str:
         return obj.schedule.workspace.name
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

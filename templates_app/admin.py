@@ -18,6 +18,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from common.admin import ReadOnlyAdminMixin
 from common.errors import ApplicationError
 from templates_app import selectors, services
 from templates_app.bundles import MAX_BUNDLE_BYTES, bundle_check_storable, bundle_filename, bundle_loads
@@ -142,17 +143,8 @@ class TemplateImportJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrgTemplate)
-class OrgTemplateAdmin(admin.ModelAdmin):
+class OrgTemplateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Org templates are folders on disk: a listing with an Import button, no database rows."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_active and request.user.is_staff
