@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import current_app
+from celery.app.routes import MapRoute
 from celery.app.task import extract_exec_options
 from celery.utils import uuid
 from kombu import Connection, Producer
@@ -95,14 +96,15 @@ class TaskPublisher:
                 producer.connection.release()
 
     def _route(self, task: Any) -> dict[str, Any] | None:
-        """Where Celery routes `task` (the default queue here), worked out once per task; None
-        when only `apply_async` can tell: task routes configured, or options on the task."""
+        """Where Celery routes `task`, worked out once per task; None when only `apply_async`
+        can tell: a router that may look at the call (not a name map), or options on the task."""
         if task.name not in self._routes:
             app = task.app
             own = {k: v for k, v in extract_exec_options(task).items() if v is not None}
             if own.get("serializer") == app.conf.task_serializer:
                 del own["serializer"]  # the app's default, which send_task_message applies too
-            plain = not app.amqp.router.routes and not own
+            by_name_only = all(isinstance(route, MapRoute) for route in app.amqp.router.routes)
+            plain = by_name_only and not own
             self._routes[task.name] = app.amqp.router.route({}, task.name, (), {}, task) if plain else None
         return self._routes[task.name]
 

@@ -144,3 +144,18 @@ def test_eager_mode_runs_the_task_in_process(publisher, settings, monkeypatch):
     )
     publisher.publish(process_inbound, "eager-id")
     assert ran == ["eager-id"]
+
+
+def test_static_task_routes_keep_the_fast_path(publisher, broker, monkeypatch):
+    """The project routes the scheduler's tasks by name (CELERY_TASK_ROUTES); such routes depend
+    only on the task name, so they must not push every publish through `apply_async`."""
+    assert process_inbound.app.amqp.router.routes, "the project configures task routes"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("apply_async used although the route is static")
+
+    monkeypatch.setattr(process_inbound, "apply_async", refuse)
+    publisher.publish(process_inbound, "fast")
+    (message,) = broker.messages()
+    assert message["headers"]["task"] == "channels.process_inbound"
+    assert message["args"] == ["fast"]
