@@ -24,18 +24,30 @@ class StrictFilterBackend(DjangoFilterBackend):
         return filterset.qs
 
 
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
 class _StrictBooleanField(forms.Field):
     """`true`/`false` (also `1`/`0`); anything else is an error instead of "no filter"."""
-
-    _values = {"true": True, "1": True, "false": False, "0": False}
 
     def to_python(self, value: Any) -> bool | None:
         if value in (None, ""):
             return None
         key = str(value).strip().lower()
-        if key not in self._values:
+        if key not in _BOOLEANS:
             raise forms.ValidationError("Must be true or false.")
-        return self._values[key]
+        return _BOOLEANS[key]
+
+
+def bool_param(request: Any, name: str, *, default: bool = False) -> bool:
+    """A boolean query parameter outside a FilterSet (e.g. `?cascade=`), as strict as the filters."""
+    try:
+        value = _StrictBooleanField().to_python(request.query_params.get(name))
+    except forms.ValidationError:
+        raise InvalidParameter(
+            f"{name} must be true or false.", details={name: ["Must be true or false."]}
+        ) from None
+    return default if value is None else value
 
 
 class StrictBooleanFilter(django_filters.Filter):

@@ -11,7 +11,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.errors import ApplicationError, Forbidden, InvalidParameter
+from common.errors import ApplicationError, Forbidden
+from common.filters import bool_param
 from common.serializers import ErrorSerializer
 from tokens.permissions import AdminAuth
 from workspaces import selectors, services
@@ -31,18 +32,6 @@ from workspaces.models import WorkspaceMemory, WorkspaceSecret
 
 ADMIN_ONLY_FIELDS = ("runtime", "tier", "parent_id")
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
-
-
-def _bool_param(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return False
-    value = raw.lower()
-    if value in {"true", "1"}:
-        return True
-    if value in {"false", "0"}:
-        return False
-    raise InvalidParameter(f"{name} must be true or false.", details={name: ["Must be true or false."]})
 
 
 def _keyed_value(request: Request, key: str, *, secret: bool, serializer_class: type) -> Any:
@@ -111,7 +100,7 @@ class WorkspaceDetailView(WorkspaceScopedView):
     def delete(self, request: Request, workspace_id: Any) -> Response:
         if not self.principal.is_admin:
             raise Forbidden("Deleting a workspace needs admin credentials.")
-        services.workspace_delete(workspace=self.workspace, cascade=_bool_param(request, "cascade"))
+        services.workspace_delete(workspace=self.workspace, cascade=bool_param(request, "cascade"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
