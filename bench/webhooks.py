@@ -280,6 +280,7 @@ def main() -> None:
     try:
         run_load(args.port, bare_path, channel_id, 2, args.concurrency)  # warm-up
         run_load(args.port, hook_path, channel_id, 2, args.concurrency)
+        time.sleep(1)  # the workers' publishing threads send their last batch
         from channels_app.models import ChannelMessage
 
         warm_rows = ChannelMessage.objects.count()

@@ -8,13 +8,23 @@ thread-safe), created lazily, dropped after a fork and after a failed publish, a
 channel that keeps one client for its connection pool. The message is Celery's own (built by
 `create_task_message`, or by `apply_async` when the task has routes or options of its own), so
 workers see what `delay()` would have sent.
+
+On Redis, even that reused producer spends most of a publish in kombu's layers (retry wrappers,
+exchange lookup, message preparation), around a single LPUSH. So the first publish of a plain
+task goes through kombu, and the Redis channel records what it pushed and where; later publishes
+of that task from outside a worker task reuse it as a frame (`RedisFrame`): only the task id,
+the delivery tag, the arguments and their repr change, and the same LPUSH is sent on the same
+client. Any failure there drops the frame and the producer and goes through kombu again, with
+Celery's retry policy and errors.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -29,9 +39,18 @@ from kombu.transport import redis as kombu_redis
 class ReusedClientRedisChannel(kombu_redis.Channel):
     """kombu's Redis channel, keeping one `redis.Redis` client per connection pool instead of
     building one per command (a client is thread-safe: each command checks a connection out of
-    the pool)."""
+    the pool), and recording the last plain LPUSH it made (`last_put`: key and message) so the
+    publisher can reuse it as a frame."""
 
     _reused_client: tuple[Any, Any] | None = None
+    last_put: tuple[str, dict[str, Any]] | None = None
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        plain = kwargs.get("_publish_batch") is None and not (self._expires and queue in self._expires)
+        super()._put(queue, message, **kwargs)
+        if plain:
+            priority = self._get_message_priority(message, reverse=False)
+            self.last_put = (self._q_for_pri(queue, priority), message)
 
     @contextmanager
     def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
@@ -50,10 +69,86 @@ class ReusedClientRedisTransport(kombu_redis.Transport):
     Channel = ReusedClientRedisChannel
 
 
+class RedisFrame:
+    """A message kombu pushed for a task, to push again with a new id and new arguments.
+
+    Built only when the recorded message has the shape the substitution relies on (a JSON body,
+    base64-encoded, uncompressed, the task its own root, the arguments as sent); `None` from
+    `from_put` otherwise, and the publisher keeps going through kombu. The message is serialised
+    once with markers in the four places that change; `render` only replaces them.
+    """
+
+    __slots__ = ("embed_json", "key", "template")
+
+    _MARKERS = tuple(f"@@frame-{name}-7b2e9c@@" for name in ("id", "tag", "argsrepr", "body"))
+    _ID, _TAG, _ARGSREPR, _BODY = _MARKERS
+
+    def __init__(self, key: str, message: dict[str, Any], embed: Any) -> None:
+        self.key = key
+        self.embed_json = json.dumps(embed)
+        self.template = json.dumps(
+            {
+                **message,
+                "body": self._BODY,
+                "headers": {
+                    **message["headers"],
+                    "id": self._ID,
+                    "root_id": self._ID,
+                    "argsrepr": self._ARGSREPR,
+                },
+                "properties": {
+                    **message["properties"],
+                    "correlation_id": self._ID,
+                    "delivery_tag": self._TAG,
+                },
+            }
+        )
+
+    @classmethod
+    def from_put(
+        cls, put: tuple[str, dict[str, Any]], task_name: str, args: tuple[Any, ...]
+    ) -> RedisFrame | None:
+        key, message = put
+        try:
+            headers, properties = message["headers"], message["properties"]
+            task_id = headers["id"]
+            body = json.loads(base64.b64decode(message["body"]))
+            usable = (
+                message.get("content-type") == "application/json"
+                and message.get("content-encoding") == "utf-8"
+                and properties.get("body_encoding") == "base64"
+                and "compression" not in headers
+                and headers.get("task") == task_name
+                and headers.get("root_id") == properties.get("correlation_id") == task_id
+                and headers.get("parent_id") is None
+                and headers.get("argsrepr") == repr(args)
+                and isinstance(body, list)
+                and len(body) == 3
+                and body[0] == list(args)
+                and body[1] == {}
+                and not any(marker in json.dumps(message) for marker in cls._MARKERS)
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        return cls(key, message, body[2]) if usable else None
+
+    def render(self, args: tuple[Any, ...]) -> str:
+        """The message for a new task with `args`: a fresh id and delivery tag, the arguments in
+        the body (Celery's [args, kwargs, embed]) and in `argsrepr`."""
+        body = f"[{json.dumps(list(args))}, {{}}, {self.embed_json}]".encode()
+        return (
+            self.template.replace(self._ID, uuid())
+            .replace(self._TAG, uuid())
+            .replace(self._ARGSREPR, json.dumps(repr(args))[1:-1])
+            .replace(self._BODY, base64.b64encode(body).decode())
+        )
+
+
 class _State(threading.local):
     producer: Producer | None = None
     pid: int = 0
     declared: bool = False
+    frames: dict[str, RedisFrame] | None = None
 
 
 class TaskPublisher:
@@ -84,6 +179,7 @@ class TaskPublisher:
             state.producer = current_app.amqp.Producer(self._connect())
             state.pid = pid
             state.declared = False
+            state.frames = {}
         return state.producer
 
     def reset(self) -> None:
@@ -91,6 +187,7 @@ class TaskPublisher:
         state = self._state
         producer, owned = state.producer, state.pid == os.getpid()
         state.producer = None
+        state.frames = None
         if producer is not None and owned:
             with suppress(Exception):  # the connection is already broken: nothing to report
                 producer.connection.release()
@@ -114,8 +211,29 @@ class TaskPublisher:
 
         A plain task (no routes, no options of its own) skips `apply_async`'s per-call option
         merging and routing: the message is built and sent by Celery's own `create_task_message`
-        and `send_task_message`, with the same headers, parent and root ids as `delay()`.
+        and `send_task_message`, with the same headers, parent and root ids as `delay()`; after
+        that, from outside a worker task, its frame is pushed instead (see the module's doc).
         """
+        self.publish_many(task, [args])
+
+    def publish_many(self, task: Any, calls: Sequence[Sequence[Any]]) -> None:
+        """`publish(task, *args)` for each argument tuple of `calls`, in order; with a frame, all
+        of them in one LPUSH. Raises like `publish`, leaving the rest unsent."""
+        pending = [tuple(args) for args in calls]
+        while pending:
+            frame = self._frame(task)
+            if frame is not None and self._push(frame, pending):
+                return
+            self._publish_through_kombu(task, pending.pop(0))
+
+    def _frame(self, task: Any) -> RedisFrame | None:
+        app = task.app
+        state = self._state
+        if app.conf.task_always_eager or app.current_worker_task is not None or state.pid != os.getpid():
+            return None
+        return (state.frames or {}).get(task.name)
+
+    def _publish_through_kombu(self, task: Any, args: tuple[Any, ...]) -> None:
         app = task.app
         producer = self.producer()
         route = None if app.conf.task_always_eager else self._route(task)
@@ -131,10 +249,34 @@ class TaskPublisher:
                 )
             else:
                 self._send(app, task, args, producer, {**route, **declare})
+                if app.current_worker_task is None:
+                    self._keep_frame(task, producer, args)
         except BaseException:
             self.reset()
             raise
         self._state.declared = True
+
+    def _keep_frame(self, task: Any, producer: Producer, args: tuple[Any, ...]) -> None:
+        """After a publish through kombu: keep what the Redis channel pushed as `task`'s frame."""
+        channel = producer.channel  # connected by now: the publish went through
+        if not isinstance(channel, ReusedClientRedisChannel) or channel.last_put is None:
+            return
+        put, channel.last_put = channel.last_put, None
+        frame = RedisFrame.from_put(put, task.name, args)
+        if frame is not None and self._state.frames is not None:
+            self._state.frames[task.name] = frame
+
+    def _push(self, frame: RedisFrame, calls: list[tuple[Any, ...]]) -> bool:
+        """LPUSH one rendering of `frame` per call, on this thread's channel client, in one
+        command (Celery's workers take the oldest first); False, with the producer dropped, if
+        that failed: the caller goes through kombu, which retries and reports."""
+        try:
+            with self.producer().channel.conn_or_acquire() as client:
+                client.lpush(frame.key, *[frame.render(args) for args in calls])
+        except Exception:  # noqa: BLE001 - any failure: start afresh through kombu, which reports it
+            self.reset()
+            return False
+        return True
 
     @staticmethod
     def _send(

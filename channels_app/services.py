@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,22 +12,22 @@ from typing import Any
 
 from celery.exceptions import CeleryError
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from channels_app import publisher, selectors
+from channels_app import batcher, ingest, publisher, selectors
 from channels_app.adapters import ADAPTERS, get_adapter
 from channels_app.adapters.base import (
     ChannelAdapter,
     ConfigError,
     Discovery,
     DiscoveryError,
-    InboundEvent,
     SendError,
     credential_digest,
 )
+from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from common.errors import ApplicationError
 from workspaces.a2a import A2AError
@@ -459,11 +458,18 @@ def webhook_receive(
     """Verify (raw bytes, fail closed) → handshake → de-duplicate and store → hand to a task.
 
     Returns at once with the platform's expected answer; the agent is called by the
-    `channels.process_inbound` task after the rows are committed.
+    `channels.process_inbound` task after the rows are committed. A Telegram update from a
+    secret this process has verified before is stored by `ingest.store_verified_update` in one
+    statement; everything else, and anything that statement does not store, takes the full path.
     """
-    from channels_app.tasks import process_inbound
-
     adapter = _adapter(platform)
+    secret = (headers.get(TELEGRAM_SECRET_HEADER) or "") if platform == "telegram" else ""
+    if secret:
+        stored = ingest.store_verified_update(secret=secret, channel_param=channel_id, body=body)
+        if stored is not None:
+            event, created = stored
+            _hand_over(created)
+            return WebhookAnswer(200, adapter.ack(event), tuple(created))
     matched: selectors.InboundChannel | None = None
     config: dict[str, Any] = {}
     verified: Any = None
@@ -476,9 +482,11 @@ def webhook_receive(
             break
     if matched is None:
         raise InvalidSignature()
+    if secret and matched.enabled:
+        ingest.verified_routes.remember(ingest.VerifiedRoutes.key(secret, channel_id), matched.pk)
     try:
         event = adapter.parse(config, verified, body, headers)
-    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+    except ingest.PARSE_ERRORS:
         raise ApplicationError("The event could not be read.") from None
     if event.kind == "handshake":
         return WebhookAnswer(200, event.response)
@@ -487,78 +495,18 @@ def webhook_receive(
     targets = selectors.fanout_targets(channel=matched, chat_id=event.chat_id, pool=pool)
     if not targets:
         return WebhookAnswer(200, adapter.ignored(event))
-    created = _store_inbound([target.pk for target in targets], event)
-    for message_id in created:
-        # In autocommit (the webhook view) this publishes at once, the rows being committed.
-        transaction.on_commit(lambda message_id=message_id: enqueue(process_inbound, message_id))
+    created = ingest.store_event([target.pk for target in targets], event)
+    _hand_over(created)
     return WebhookAnswer(200, adapter.ack(event), tuple(created))
 
 
-_INBOUND_COLUMNS = (
-    "id",
-    "channel_id",
-    "direction",
-    "chat_id",
-    "sender_id",
-    "text",
-    "status",
-    "error",
-    "attempts",
-    "parts_sent",
-    "platform_event_id",
-    "reply_to_id",
-    "meta",
-    "created_at",
-    "updated_at",
-)
+def _hand_over(message_ids: list[str]) -> None:
+    """Queue `channels.process_inbound` for each new row once it is committed (at once in the
+    webhook's autocommit), through the process's batching publisher: off the request path."""
+    from channels_app.tasks import process_inbound
 
-
-def _store_inbound(channel_ids: list[Any], event: InboundEvent) -> list[str]:
-    """Insert one `received` row per target channel, skipping (channel, event id) pairs already
-    stored; return the ids of the new rows.
-
-    One statement, INSERT … ON CONFLICT DO NOTHING RETURNING id, in autocommit: the ids returned
-    are the new rows, and a concurrent duplicate waits on the unique index and inserts nothing.
-    Written by hand (no model instances, values adapted by the backend's own helpers for the
-    UUID, JSON and datetime columns): it runs on every inbound message.
-    """
-    meta = ChannelMessage._meta
-    connection = connections[router.db_for_write(ChannelMessage)]
-    ops = connection.ops
-    uuid_field, json_field = meta.pk, meta.get_field("meta")
-    now = ops.adapt_datetimefield_value(timezone.now())
-    event_meta = json_field.get_db_prep_save(event.meta, connection)
-    chat_id, sender_id, event_id = event.chat_id[:200], event.sender_id[:200], event.event_id[:200]
-    params: list[Any] = []
-    for channel_id in channel_ids:
-        params += [
-            uuid_field.get_db_prep_value(uuid.uuid4(), connection),
-            uuid_field.get_db_prep_value(channel_id, connection),
-            Direction.INBOUND.value,
-            chat_id,
-            sender_id,
-            event.text,
-            MessageStatus.RECEIVED.value,
-            "",
-            0,
-            0,
-            event_id,
-            None,
-            event_meta,
-            now,
-            now,
-        ]
-    quote = ops.quote_name
-    placeholders = "(" + ", ".join(["%s"] * len(_INBOUND_COLUMNS)) + ")"
-    # Identifiers are constants and the model's table name; every value is a bound parameter.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, _INBOUND_COLUMNS))}) "  # noqa: S608
-        f"VALUES {', '.join([placeholders] * len(channel_ids))} "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [str(uuid_field.to_python(value)) for (value,) in cursor.fetchall()]
+    if message_ids:
+        transaction.on_commit(lambda: batcher.inbound_batcher.submit(process_inbound, message_ids))
 
 
 def _allowed(channel: Channel, message: ChannelMessage) -> bool:

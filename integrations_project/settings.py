@@ -98,6 +98,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
+    # Lets the statements that ask for it (the inbound webhook's insert, channels_app/ingest.py)
+    # be prepared once per connection instead of planned on every request. Django's own queries
+    # bind on the client side and are never prepared. Turn off behind a pooler that cannot keep
+    # prepared statements (PgBouncer before 1.21 in transaction mode).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -175,6 +181,13 @@ CHANNEL_SEND_BACKOFF_MAX_SECONDS = env_float("CHANNEL_SEND_BACKOFF_MAX_SECONDS",
 CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS = env_float("CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS", 300.0, minimum=0.0)
 # Messages stored while the broker was down are re-published by a sweep after this many seconds.
 CHANNEL_REQUEUE_AFTER_SECONDS = env_int("CHANNEL_REQUEUE_AFTER_SECONDS", 120, minimum=10)
+# Inbound webhooks hand their tasks to a background thread of the web process, which sends what
+# accumulated in one LPUSH, at most once per this many seconds (the first message after a quiet
+# spell goes at once). 0: one publish per message, still off the request path.
+CHANNEL_PUBLISH_LINGER_SECONDS = env_float("CHANNEL_PUBLISH_LINGER_SECONDS", 0.05, minimum=0.0)
+# How long a Telegram secret verified by the full path is remembered by a web process, so the
+# next updates skip the lookup (the insert still checks the secret against the database).
+CHANNEL_VERIFIED_ROUTE_SECONDS = env_float("CHANNEL_VERIFIED_ROUTE_SECONDS", 300.0, minimum=0.0)
 
 # --- Plugins and templates ---------------------------------------------------------------------
 GITHUB_API_BASE_URL = env_str("GITHUB_API_BASE_URL", "https://api.github.com").rstrip("/")

@@ -30,6 +30,7 @@ from channels_app.api.serializers import (
 from channels_app.filters import MessageFilter
 from channels_app.models import Channel, ChannelMessage
 from common.errors import ApplicationError, NotFound, PayloadTooLarge, error_response
+from common.headers import EnvironHeaders
 from common.serializers import ErrorSerializer
 from tokens.permissions import AdminAuth, PublicAccess
 from workspaces.api.base import WorkspaceScopedView
@@ -175,7 +176,10 @@ def _webhook(request: HttpRequest, platform: str) -> HttpResponseBase:
     if len(body) > WebhookView.max_body_bytes:
         raise PayloadTooLarge()
     answer = services.webhook_receive(
-        platform=platform, body=body, headers=request.headers, channel_id=request.GET.get("channel")
+        platform=platform,
+        body=body,
+        headers=EnvironHeaders(request.META),
+        channel_id=request.GET.get("channel"),
     )
     return JsonResponse(answer.body, status=answer.status)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
+from channels_app import batcher
 from tests.channels_app.helpers import BrokerQueue
 
 
@@ -17,3 +18,16 @@ def broker() -> Iterator[BrokerQueue]:
     queue.redis.delete("celery")
     yield queue
     queue.redis.delete("celery")
+
+
+@pytest.fixture
+def handed_over(monkeypatch) -> list[tuple[str, str]]:
+    """(task name, message id) of every publish the webhook hands to the inbound batcher, in
+    order; recorded instead of published."""
+    handed: list[tuple[str, str]] = []
+
+    def record(task, message_ids):
+        handed.extend((task.name, message_id) for message_id in message_ids)
+
+    monkeypatch.setattr(batcher.inbound_batcher, "submit", record)
+    return handed

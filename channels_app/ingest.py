@@ -1,0 +1,256 @@
+"""The inbound hot path: Telegram updates from a secret this process has already verified.
+
+The full path (`services.webhook_receive`) reads the candidate channels, verifies, parses, works
+out the fan-out and inserts: two round trips to the database on every update, and on a busy bot
+the lookup gives the same answer each time. So once the full path has verified a secret header
+(for a `channel` query parameter, or without one), the process remembers which channel it
+proved (`VerifiedRoutes`: a keyed hash of the secret, never the secret). The next update with
+that header is parsed and stored by one prepared PostgreSQL statement that checks everything
+again against the current rows: the remembered channel still has that secret and is enabled,
+and the copies go to the enabled channels sharing its bot whose chat filter takes the chat. So
+a remembered route can only save the lookup; it can never admit an update the database would
+refuse. When the statement stores nothing (a changed channel, a duplicate, a chat no channel
+takes), the caller runs the full path, which answers as it always does.
+
+PostgreSQL only; with SQLite every update takes the full path.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from django.conf import settings
+from django.db import connections, router
+from django.utils import timezone
+
+from channels_app.adapters import get_adapter
+from channels_app.adapters.base import InboundEvent, credential_digest
+from channels_app.adapters.telegram import TelegramAdapter
+from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
+from workspaces.a2a import storable_text
+
+RouteKey = tuple[str, str]
+PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, RecursionError)
+"""What an adapter's `parse` raises on a body it cannot read (deep nesting included)."""
+
+_COLUMNS = (
+    "id",
+    "channel_id",
+    "direction",
+    "chat_id",
+    "sender_id",
+    "text",
+    "status",
+    "error",
+    "attempts",
+    "parts_sent",
+    "platform_event_id",
+    "reply_to_id",
+    "meta",
+    "created_at",
+    "updated_at",
+)
+
+
+def _storable(event: InboundEvent) -> tuple[str, str, str, str]:
+    """chat id, sender id, text and event id as the columns take them: ids cut to their 200
+    characters, and no NUL or lone surrogate (PostgreSQL refuses both) in any of them."""
+    return (
+        storable_text(event.chat_id[:200]),
+        storable_text(event.sender_id[:200]),
+        storable_text(event.text),
+        storable_text(event.event_id[:200]),
+    )
+
+
+def store_event(channel_ids: Sequence[Any], event: InboundEvent) -> list[str]:
+    """Insert one `received` row per target channel, skipping (channel, event id) pairs already
+    stored; return the ids of the new rows (the full path, on every database).
+
+    One statement, INSERT … ON CONFLICT DO NOTHING RETURNING id, in autocommit: the ids returned
+    are the new rows, and a concurrent duplicate waits on the unique index and inserts nothing.
+    Written by hand (no model instances, values adapted by the backend's own helpers for the
+    UUID, JSON and datetime columns).
+    """
+    meta = ChannelMessage._meta
+    connection = connections[router.db_for_write(ChannelMessage)]
+    ops = connection.ops
+    uuid_field, json_field = meta.pk, meta.get_field("meta")
+    now = ops.adapt_datetimefield_value(timezone.now())
+    event_meta = json_field.get_db_prep_save(event.meta, connection)
+    chat_id, sender_id, text, event_id = _storable(event)
+    params: list[Any] = []
+    for channel_id in channel_ids:
+        params += [
+            uuid_field.get_db_prep_value(uuid.uuid4(), connection),
+            uuid_field.get_db_prep_value(channel_id, connection),
+            Direction.INBOUND.value,
+            chat_id,
+            sender_id,
+            text,
+            MessageStatus.RECEIVED.value,
+            "",
+            0,
+            0,
+            event_id,
+            None,
+            event_meta,
+            now,
+            now,
+        ]
+    quote = ops.quote_name
+    placeholders = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    # Identifiers are constants and the model's table name; every value is a bound parameter.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, _COLUMNS))}) "  # noqa: S608
+        f"VALUES {', '.join([placeholders] * len(channel_ids))} "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [str(uuid_field.to_python(value)) for (value,) in cursor.fetchall()]
+
+
+class VerifiedRoutes:
+    """Which channel a secret header was last proved to belong to, per web process.
+
+    Entries expire after `CHANNEL_VERIFIED_ROUTE_SECONDS` (0 turns the memo off) and the oldest
+    go first beyond `max_entries`. Only the full path adds entries, after a successful
+    verification, so unverified headers never take room.
+    """
+
+    def __init__(self, *, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[RouteKey, tuple[UUID, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(secret: str, channel_param: str | None) -> RouteKey:
+        return credential_digest(TelegramAdapter.platform, secret), channel_param or ""
+
+    def get(self, key: RouteKey) -> UUID | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= self._clock():
+            self.forget(key)
+            return None
+        return entry[0]
+
+    def remember(self, key: RouteKey, channel_id: UUID) -> None:
+        ttl = settings.CHANNEL_VERIFIED_ROUTE_SECONDS
+        if ttl <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (channel_id, self._clock() + ttl)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def forget(self, key: RouteKey) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+verified_routes = VerifiedRoutes()
+_TELEGRAM = get_adapter(TelegramAdapter.platform)
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """A server-binding cursor whose statements are prepared on their connection (when the
+    connection allows it: `DATABASE_PREPARED_STATEMENTS`), so PostgreSQL plans them once."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: Any = None
+    ) -> Any:
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+_STATEMENT: str | None = None
+
+
+def _statement() -> str:
+    """The insert, written from the models' metadata; every value is a bound parameter."""
+    global _STATEMENT
+    if _STATEMENT is None:
+        quote = connections[router.db_for_write(ChannelMessage)].ops.quote_name
+        message, channel = ChannelMessage._meta, Channel._meta
+        columns = ", ".join(map(quote, _COLUMNS))
+        filter_key = TelegramAdapter.chat_filter_key
+        _STATEMENT = (
+            f"INSERT INTO {quote(message.db_table)} ({columns}) "  # noqa: S608 - identifiers from the models
+            "SELECT gen_random_uuid(), c.id, %(direction)s, %(chat)s::text, %(sender)s::text, "
+            "%(text)s::text, %(status)s, '', 0, 0, %(event)s::text, NULL, %(meta)s::jsonb, "
+            "%(now)s::timestamptz, %(now)s::timestamptz "
+            f"FROM {quote(channel.db_table)} AS m JOIN {quote(channel.db_table)} AS c "
+            "ON c.platform = m.platform AND c.enabled "
+            "AND (c.id = m.id OR (m.credential_key <> '' AND c.credential_key = m.credential_key)) "
+            "WHERE m.id = %(channel)s::uuid AND m.platform = %(platform)s AND m.enabled "
+            "AND m.lookup_key = %(digest)s::text "
+            # The adapter's chat filter: empty (any falsy JSON value) takes every chat.
+            f"AND (COALESCE(c.public_config -> '{filter_key}', 'null'::jsonb) "
+            "IN ('null', '[]', '{}', '\"\"', '0', 'false') "
+            f"OR c.public_config -> '{filter_key}' ? %(chat)s::text) "
+            "ON CONFLICT DO NOTHING RETURNING id"
+        )
+    return _STATEMENT
+
+
+def store_verified_update(
+    *, secret: str, channel_param: str | None, body: bytes
+) -> tuple[InboundEvent, list[str]] | None:
+    """Store a Telegram update through a remembered route: the event and the new message ids,
+    or None when the full path must handle the request (nothing remembered, not PostgreSQL,
+    not a routable message, or nothing stored)."""
+    if not secret:
+        return None
+    connection = connections[router.db_for_write(ChannelMessage)]
+    if connection.vendor != "postgresql":
+        return None
+    key = VerifiedRoutes.key(secret, channel_param)
+    channel_id = verified_routes.get(key)
+    if channel_id is None:
+        return None
+    try:
+        event = _TELEGRAM.parse({}, True, body, {})
+    except PARSE_ERRORS:
+        return None  # the full path answers bad input
+    if event.kind != "message":
+        return None
+    chat_id, sender_id, text, event_id = _storable(event)
+    params = {
+        "direction": Direction.INBOUND.value,
+        "status": MessageStatus.RECEIVED.value,
+        "chat": chat_id,
+        "sender": sender_id,
+        "text": text,
+        "event": event_id,
+        "meta": json.dumps(event.meta),
+        "now": timezone.now(),
+        "channel": channel_id,
+        "platform": TelegramAdapter.platform,
+        "digest": key[0],
+    }
+    connection.ensure_connection()
+    raw = _PreparedCursor(connection.connection)
+    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with cursor:
+        cursor.execute(_statement(), params)
+        created = [str(row[0]) for row in cursor.fetchall()]
+    if not created:
+        verified_routes.forget(key)
+        return None
+    return event, created
