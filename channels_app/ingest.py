@@ -18,9 +18,11 @@ PostgreSQL only; with SQLite every update takes the full path.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +32,7 @@ import psycopg
 from django.conf import settings
 from django.db import connections, router
 from django.utils import timezone
+from psycopg import pq
 
 from channels_app.adapters import get_adapter
 from channels_app.adapters.base import InboundEvent, credential_digest
@@ -169,44 +172,93 @@ verified_routes = VerifiedRoutes()
 _TELEGRAM = get_adapter(TelegramAdapter.platform)
 
 
-class _PreparedCursor(psycopg.Cursor):
-    """A server-binding cursor whose statements are prepared on their connection (when the
-    connection allows it: `DATABASE_PREPARED_STATEMENTS`), so PostgreSQL plans them once."""
+class _Insert:
+    """The insert, written from the models' metadata (every value a bound parameter), run as a
+    libpq prepared statement on Django's connection.
 
-    def execute(
-        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: Any = None
-    ) -> Any:
-        return super().execute(query, params, prepare=True, binary=binary)
+    Through psycopg's cursor the round trip costs twice the Python time of the libpq call, on
+    the request every update makes; so the statement is prepared once per physical connection
+    (`_prepared` forgets connections that are gone) and executed with `exec_prepared`, under
+    psycopg's connection lock, Django's error wrapping and query log. Two cases go through a
+    plain psycopg cursor instead: `DATABASE_PREPARED_STATEMENTS` off (a pooler that cannot keep
+    prepared statements), and a transaction psycopg has yet to open (only psycopg issues the
+    BEGIN it owes; the webhook itself runs in autocommit).
+    """
+
+    NAME = b"channels_ingest_telegram_v1"
+
+    def __init__(self) -> None:
+        self._sql: str | None = None
+        self._numbered: bytes = b""
+        self._order: list[str] = []
+        self._prepared: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+    @property
+    def sql(self) -> str:
+        """With named placeholders (`%(name)s`), as psycopg's cursors take it."""
+        if self._sql is None:
+            quote = connections[router.db_for_write(ChannelMessage)].ops.quote_name
+            message, channel = ChannelMessage._meta, Channel._meta
+            filter_key = TelegramAdapter.chat_filter_key
+            self._sql = (
+                f"INSERT INTO {quote(message.db_table)} ({', '.join(map(quote, _COLUMNS))}) "  # noqa: S608
+                "SELECT gen_random_uuid(), c.id, %(direction)s::text, %(chat)s::text, %(sender)s::text, "
+                "%(text)s::text, %(status)s::text, '', 0, 0, %(event)s::text, NULL, %(meta)s::jsonb, "
+                "%(now)s::timestamptz, %(now)s::timestamptz "
+                f"FROM {quote(channel.db_table)} AS m JOIN {quote(channel.db_table)} AS c "
+                "ON c.platform = m.platform AND c.enabled "
+                "AND (c.id = m.id OR (m.credential_key <> '' AND c.credential_key = m.credential_key)) "
+                "WHERE m.id = %(channel)s::uuid AND m.platform = %(platform)s::text AND m.enabled "
+                "AND m.lookup_key = %(digest)s::text "
+                # The adapter's chat filter: empty (any falsy JSON value) takes every chat.
+                f"AND (COALESCE(c.public_config -> '{filter_key}', 'null'::jsonb) "
+                "IN ('null', '[]', '{}', '\"\"', '0', 'false') "
+                f"OR c.public_config -> '{filter_key}' ? %(chat)s::text) "
+                "ON CONFLICT DO NOTHING RETURNING id"
+            )
+            order: list[str] = []
+
+            def number(match: re.Match[str]) -> str:
+                if match.group(1) not in order:
+                    order.append(match.group(1))
+                return f"${order.index(match.group(1)) + 1}"
+
+            self._numbered = re.sub(r"%\((\w+)\)s", number, self._sql).encode()
+            self._order = order
+        return self._sql
+
+    def run(self, connection: Any, params: dict[str, str]) -> list[str]:
+        """Execute with `params` (all text); the ids of the new rows."""
+        sql = self.sql
+        connection.ensure_connection()
+        connection.validate_no_broken_transaction()
+        raw = connection.connection
+        pgconn = raw.pgconn
+        if not settings.DATABASE_PREPARED_STATEMENTS or (
+            not raw.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE
+        ):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return [str(row[0]) for row in cursor.fetchall()]
+        values = [params[name].encode() for name in self._order]
+        started = time.monotonic()
+        with connection.wrap_database_errors, raw.lock:
+            if pgconn not in self._prepared:
+                self._check(raw, pgconn.prepare(self.NAME, self._numbered), pq.ExecStatus.COMMAND_OK)
+                self._prepared[pgconn] = True
+            result = pgconn.exec_prepared(self.NAME, values)
+            self._check(raw, result, pq.ExecStatus.TUPLES_OK)
+        if connection.queries_logged:
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+        return [result.get_value(row, 0).decode() for row in range(result.ntuples)]
+
+    @staticmethod
+    def _check(raw: Any, result: Any, expected: Any) -> None:
+        if result.status != expected:
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
 
 
-_STATEMENT: str | None = None
-
-
-def _statement() -> str:
-    """The insert, written from the models' metadata; every value is a bound parameter."""
-    global _STATEMENT
-    if _STATEMENT is None:
-        quote = connections[router.db_for_write(ChannelMessage)].ops.quote_name
-        message, channel = ChannelMessage._meta, Channel._meta
-        columns = ", ".join(map(quote, _COLUMNS))
-        filter_key = TelegramAdapter.chat_filter_key
-        _STATEMENT = (
-            f"INSERT INTO {quote(message.db_table)} ({columns}) "  # noqa: S608 - identifiers from the models
-            "SELECT gen_random_uuid(), c.id, %(direction)s, %(chat)s::text, %(sender)s::text, "
-            "%(text)s::text, %(status)s, '', 0, 0, %(event)s::text, NULL, %(meta)s::jsonb, "
-            "%(now)s::timestamptz, %(now)s::timestamptz "
-            f"FROM {quote(channel.db_table)} AS m JOIN {quote(channel.db_table)} AS c "
-            "ON c.platform = m.platform AND c.enabled "
-            "AND (c.id = m.id OR (m.credential_key <> '' AND c.credential_key = m.credential_key)) "
-            "WHERE m.id = %(channel)s::uuid AND m.platform = %(platform)s AND m.enabled "
-            "AND m.lookup_key = %(digest)s::text "
-            # The adapter's chat filter: empty (any falsy JSON value) takes every chat.
-            f"AND (COALESCE(c.public_config -> '{filter_key}', 'null'::jsonb) "
-            "IN ('null', '[]', '{}', '\"\"', '0', 'false') "
-            f"OR c.public_config -> '{filter_key}' ? %(chat)s::text) "
-            "ON CONFLICT DO NOTHING RETURNING id"
-        )
-    return _STATEMENT
+_insert = _Insert()
 
 
 def store_verified_update(
@@ -239,17 +291,12 @@ def store_verified_update(
         "text": text,
         "event": event_id,
         "meta": json.dumps(event.meta),
-        "now": timezone.now(),
-        "channel": channel_id,
+        "now": timezone.now().isoformat(),
+        "channel": str(channel_id),
         "platform": TelegramAdapter.platform,
         "digest": key[0],
     }
-    connection.ensure_connection()
-    raw = _PreparedCursor(connection.connection)
-    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-    with cursor:
-        cursor.execute(_statement(), params)
-        created = [str(row[0]) for row in cursor.fetchall()]
+    created = _insert.run(connection, params)
     if not created:
         verified_routes.forget(key)
         return None

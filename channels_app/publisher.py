@@ -23,10 +23,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
+from uuid import UUID
 
 from celery import current_app
 from celery.app.routes import MapRoute
@@ -78,15 +80,16 @@ class RedisFrame:
     once with markers in the four places that change; `render` only replaces them.
     """
 
-    __slots__ = ("embed_json", "key", "template")
+    __slots__ = ("embed_json", "key", "pieces")
 
     _MARKERS = tuple(f"@@frame-{name}-7b2e9c@@" for name in ("id", "tag", "argsrepr", "body"))
     _ID, _TAG, _ARGSREPR, _BODY = _MARKERS
+    _SPLIT = re.compile("|".join(map(re.escape, _MARKERS)))
 
     def __init__(self, key: str, message: dict[str, Any], embed: Any) -> None:
         self.key = key
         self.embed_json = json.dumps(embed)
-        self.template = json.dumps(
+        template = json.dumps(
             {
                 **message,
                 "body": self._BODY,
@@ -103,6 +106,13 @@ class RedisFrame:
                 },
             }
         )
+        # Alternating constant text and marker names: render() only joins.
+        self.pieces: list[str] = []
+        position = 0
+        for match in self._SPLIT.finditer(template):
+            self.pieces += [template[position : match.start()], match.group()]
+            position = match.end()
+        self.pieces.append(template[position:])
 
     @classmethod
     def from_put(
@@ -132,16 +142,25 @@ class RedisFrame:
             return None
         return cls(key, message, body[2]) if usable else None
 
-    def render(self, args: tuple[Any, ...]) -> str:
-        """The message for a new task with `args`: a fresh id and delivery tag, the arguments in
-        the body (Celery's [args, kwargs, embed]) and in `argsrepr`."""
-        body = f"[{json.dumps(list(args))}, {{}}, {self.embed_json}]".encode()
-        return (
-            self.template.replace(self._ID, uuid())
-            .replace(self._TAG, uuid())
-            .replace(self._ARGSREPR, json.dumps(repr(args))[1:-1])
-            .replace(self._BODY, base64.b64encode(body).decode())
-        )
+    def render(self, args: tuple[Any, ...], randomness: bytes | None = None) -> str:
+        """The message for a new task with `args`: a fresh id and delivery tag (version 4 UUIDs
+        made of `randomness`, 32 bytes, so that a batch draws all of its at once), the arguments
+        in the body (Celery's [args, kwargs, embed]) and in `argsrepr`."""
+        random32 = randomness if randomness is not None and len(randomness) == 32 else os.urandom(32)
+        values = {
+            self._ID: str(UUID(bytes=random32[:16], version=4)),
+            self._TAG: str(UUID(bytes=random32[16:], version=4)),
+            self._ARGSREPR: json.dumps(repr(args))[1:-1],
+            self._BODY: base64.b64encode(
+                f"[{json.dumps(list(args))}, {{}}, {self.embed_json}]".encode()
+            ).decode(),
+        }
+        pieces = self.pieces
+        return "".join([values[piece] if index % 2 else piece for index, piece in enumerate(pieces)])
+
+    def render_many(self, calls: Sequence[tuple[Any, ...]]) -> list[str]:
+        randomness = os.urandom(32 * len(calls))
+        return [self.render(args, randomness[32 * i : 32 * i + 32]) for i, args in enumerate(calls)]
 
 
 class _State(threading.local):
@@ -272,7 +291,7 @@ class TaskPublisher:
         that failed: the caller goes through kombu, which retries and reports."""
         try:
             with self.producer().channel.conn_or_acquire() as client:
-                client.lpush(frame.key, *[frame.render(args) for args in calls])
+                client.lpush(frame.key, *frame.render_many(calls))
         except Exception:  # noqa: BLE001 - any failure: start afresh through kombu, which reports it
             self.reset()
             return False

@@ -98,12 +98,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
-    # Lets the statements that ask for it (the inbound webhook's insert, channels_app/ingest.py)
-    # be prepared once per connection instead of planned on every request. Django's own queries
-    # bind on the client side and are never prepared. Turn off behind a pooler that cannot keep
-    # prepared statements (PgBouncer before 1.21 in transaction mode).
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+# PostgreSQL: the inbound webhook's insert (channels_app/ingest.py) is prepared once per
+# connection instead of planned on every update; Django's own queries are never prepared. Turn
+# off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+# transaction mode).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
