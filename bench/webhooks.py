@@ -4,7 +4,9 @@
                                        [--workers 5] [--threads 1]
 
 Starts the service under gunicorn with its production settings (plus one bench-only bare view)
-on PostgreSQL (database `integrations_bench_webhooks`) and Redis (db 10), creates one Telegram
+on PostgreSQL (database `integrations_bench_webhooks` on 127.0.0.1; BENCH_DATABASE_URL picks
+another, e.g. the server's Unix socket `postgres://postgres@%2Fvar%2Frun%2Fpostgresql/...`) and
+Redis (db 10; BENCH_BROKER_URL), creates one Telegram
 channel, then for a fixed time posts valid updates (distinct update ids, the right secret header)
 from several client processes on 127.0.0.1, and the same load on `POST /bench/bare`. The time
 of each path is split in rounds that alternate the two paths (bare, webhook, webhook, bare, ...)
@@ -309,6 +311,7 @@ def main() -> None:
         f"{args.seconds:g}s per path in {args.rounds} alternating rounds, cpus={os.cpu_count()}"
     )
     print(f"load average before the run: {load_before}; after: {load_after}")
+    print(f"database: {DB_URL.split('@', 1)[-1]}; broker: {BROKER_URL.split('@', 1)[-1]}")
     print(
         f"{'path':<20}{'requests':>9}{'rps':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
         f"{'CPU ms/req: server':>20}{'db':>6}{'clients':>8}"

@@ -17,6 +17,7 @@ PostgreSQL only; with SQLite every update takes the full path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -40,7 +41,7 @@ from channels_app.adapters.telegram import TelegramAdapter
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from workspaces.a2a import storable_text
 
-RouteKey = tuple[str, str]
+RouteKey = tuple[str, str | None]
 PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, RecursionError)
 """What an adapter's `parse` raises on a body it cannot read (deep nesting included)."""
 
@@ -63,20 +64,35 @@ _COLUMNS = (
 )
 
 
-def _storable(event: InboundEvent) -> tuple[str, str, str, str]:
-    """chat id, sender id, text and event id as the columns take them: ids cut to their 200
-    characters, and no NUL or lone surrogate (PostgreSQL refuses both) in any of them."""
-    return (
-        storable_text(event.chat_id[:200]),
-        storable_text(event.sender_id[:200]),
-        storable_text(event.text),
-        storable_text(event.event_id[:200]),
+def storable_event(event: InboundEvent) -> InboundEvent:
+    """`event` as the columns take it, applied right after parsing so that routing (the chat
+    filter) and storage see the same values on both paths: ids cut to their 200 characters, and
+    no NUL or lone surrogate (PostgreSQL refuses both in text and jsonb) anywhere, `meta`
+    included."""
+    return dataclasses.replace(
+        event,
+        chat_id=storable_text(event.chat_id[:200]),
+        sender_id=storable_text(event.sender_id[:200]),
+        text=storable_text(event.text),
+        event_id=storable_text(event.event_id[:200]),
+        meta=_storable_json(event.meta),
     )
+
+
+def _storable_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): _storable_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable_json(v) for v in value]
+    return value
 
 
 def store_event(channel_ids: Sequence[Any], event: InboundEvent) -> list[str]:
     """Insert one `received` row per target channel, skipping (channel, event id) pairs already
-    stored; return the ids of the new rows (the full path, on every database).
+    stored; return the ids of the new rows (the full path, on every database). `event` comes
+    from `storable_event`.
 
     One statement, INSERT … ON CONFLICT DO NOTHING RETURNING id, in autocommit: the ids returned
     are the new rows, and a concurrent duplicate waits on the unique index and inserts nothing.
@@ -89,21 +105,20 @@ def store_event(channel_ids: Sequence[Any], event: InboundEvent) -> list[str]:
     uuid_field, json_field = meta.pk, meta.get_field("meta")
     now = ops.adapt_datetimefield_value(timezone.now())
     event_meta = json_field.get_db_prep_save(event.meta, connection)
-    chat_id, sender_id, text, event_id = _storable(event)
     params: list[Any] = []
     for channel_id in channel_ids:
         params += [
             uuid_field.get_db_prep_value(uuid.uuid4(), connection),
             uuid_field.get_db_prep_value(channel_id, connection),
             Direction.INBOUND.value,
-            chat_id,
-            sender_id,
-            text,
+            event.chat_id,
+            event.sender_id,
+            event.text,
             MessageStatus.RECEIVED.value,
             "",
             0,
             0,
-            event_id,
+            event.event_id,
             None,
             event_meta,
             now,
@@ -138,7 +153,7 @@ class VerifiedRoutes:
 
     @staticmethod
     def key(secret: str, channel_param: str | None) -> RouteKey:
-        return credential_digest(TelegramAdapter.platform, secret), channel_param or ""
+        return credential_digest(TelegramAdapter.platform, secret), channel_param
 
     def get(self, key: RouteKey) -> UUID | None:
         entry = self._entries.get(key)
@@ -282,14 +297,14 @@ def store_verified_update(
         return None  # the full path answers bad input
     if event.kind != "message":
         return None
-    chat_id, sender_id, text, event_id = _storable(event)
+    event = storable_event(event)
     params = {
         "direction": Direction.INBOUND.value,
         "status": MessageStatus.RECEIVED.value,
-        "chat": chat_id,
-        "sender": sender_id,
-        "text": text,
-        "event": event_id,
+        "chat": event.chat_id,
+        "sender": event.sender_id,
+        "text": event.text,
+        "event": event.event_id,
         "meta": json.dumps(event.meta),
         "now": timezone.now().isoformat(),
         "channel": str(channel_id),

@@ -485,7 +485,7 @@ def webhook_receive(
     if secret and matched.enabled:
         ingest.verified_routes.remember(ingest.VerifiedRoutes.key(secret, channel_id), matched.pk)
     try:
-        event = adapter.parse(config, verified, body, headers)
+        event = ingest.storable_event(adapter.parse(config, verified, body, headers))
     except ingest.PARSE_ERRORS:
         raise ApplicationError("The event could not be read.") from None
     if event.kind == "handshake":
