@@ -8,6 +8,7 @@ and its chats. Adapters hold no state: the channel's full config is passed to ev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -151,8 +152,15 @@ def credential_digest(platform: str, value: str) -> str:
     """A keyed hash of a credential, so channels sharing one can be found without decrypting."""
     if not value:
         return ""
-    key = hashlib.sha256(b"integrations-api:channel-credential:" + settings.SECRET_KEY.encode()).digest()
-    return hmac.new(key, f"{platform}:{value}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        _digest_key(settings.SECRET_KEY), f"{platform}:{value}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _digest_key(secret_key: str) -> bytes:
+    """The HMAC key of `credential_digest`, derived from SECRET_KEY once (it runs per webhook)."""
+    return hashlib.sha256(b"integrations-api:channel-credential:" + secret_key.encode()).digest()
 
 
 def platform_call(
