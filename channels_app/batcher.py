@@ -61,17 +61,17 @@ class PublishBatcher:
 
     def _start_afresh(self) -> None:
         self._condition = threading.Condition()
+        self._sending = threading.Lock()  # one batch at a time: batches reach the broker in order
         self._pending: list[tuple[Any, str]] = []
-        self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._parked = True  # the thread, when there is one, waits for a submit to wake it
-        self._last_batch = 0.0
+        self._last_batch = 0.0  # when the last batch was taken
 
     def submit(self, task: Any, message_ids: Iterable[str]) -> None:
         """Queue one publish of `task` per id. The caller sends the batch itself when the last
-        one left at least `linger` ago (so the first message after a quiet spell goes at once);
-        otherwise a later request or the background thread sends it. In eager mode the task
-        runs now, in the caller, as `delay()` would run it."""
+        one was taken at least `linger` ago and no batch is in flight (so the first message
+        after a quiet spell goes at once); otherwise a later request or the background thread
+        sends it. In eager mode the task runs now, in the caller, as `delay()` would run it."""
         ids = list(message_ids)
         if task.app.conf.task_always_eager:
             self._send([(task, message_id) for message_id in ids])
@@ -79,25 +79,22 @@ class PublishBatcher:
         with self._condition:
             self._pending.extend((task, message_id) for message_id in ids)
             due = time.monotonic() - self._last_batch >= self._linger()
-            if not due and self._parked:
+        if due and self._send_pending(wait=False):
+            return
+        with self._condition:
+            if self._pending and self._parked:
                 if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._run, name="inbound-publisher", daemon=True)
                     self._thread.start()
                 self._parked = False
                 self._condition.notify()
-        if due:
-            self._send_pending()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Send what is pending now from the calling thread, after any batch in flight; True when
         nothing is left. Called at exit, and by tests before they look at the broker."""
-        deadline = time.monotonic() + timeout
+        self._send_pending(wait=True, timeout=timeout)
         with self._condition:
-            while self._in_flight and time.monotonic() < deadline:
-                self._condition.wait(deadline - time.monotonic())
-        self._send_pending()
-        with self._condition:
-            return not self._pending and not self._in_flight
+            return not self._pending
 
     def _run(self) -> None:
         """Send batches no request picked up, checking once per `linger` while messages come,
@@ -110,7 +107,9 @@ class PublishBatcher:
         idle_checks = 0
         while True:
             with self._condition:
-                if idle_checks >= self.PARK_AFTER_IDLE_CHECKS:
+                # Parking and the submit's "is it parked?" are decided under the same lock, and
+                # only with nothing pending: no id can be left behind by a thread going to sleep.
+                if idle_checks >= self.PARK_AFTER_IDLE_CHECKS and not self._pending:
                     self._parked = True
                     while self._parked:
                         self._condition.wait()
@@ -121,21 +120,23 @@ class PublishBatcher:
                 overdue = bool(self._pending) and time.monotonic() - self._last_batch >= linger
                 idle_checks = 0 if self._pending else idle_checks + 1
             if overdue:
-                self._send_pending()
+                self._send_pending(wait=True)
 
-    def _send_pending(self) -> None:
-        with self._condition:
-            batch, self._pending = self._pending, []
-            if not batch:
-                return
-            self._in_flight += 1
+    def _send_pending(self, *, wait: bool, timeout: float = -1) -> bool:
+        """Take what is pending and send it as one batch; False, sending nothing, when another
+        batch is in flight and `wait` is false (or `timeout` passed)."""
+        if not self._sending.acquire(blocking=wait, timeout=timeout if wait else -1):
+            return False
         try:
-            self._send(batch)
-        finally:
             with self._condition:
-                self._in_flight -= 1
-                self._last_batch = time.monotonic()
-                self._condition.notify_all()
+                batch, self._pending = self._pending, []
+                if batch:
+                    self._last_batch = time.monotonic()
+            if batch:
+                self._send(batch)
+        finally:
+            self._sending.release()
+        return True
 
     def _send(self, batch: list[tuple[Any, str]]) -> None:
         by_task: dict[Any, list[tuple[str]]] = {}

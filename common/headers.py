@@ -26,13 +26,21 @@ class EnvironHeaders(Mapping[str, str]):
         return self._all
 
     def __getitem__(self, key: str) -> str:
-        value = self._environ.get(HttpHeaders.to_wsgi_name(key))
+        name = HttpHeaders.to_wsgi_name(key)
+        if name in HttpHeaders.UNPREFIXED_HEADERS and HttpHeaders.HTTP_PREFIX + name in self._environ:
+            # Content-Type/-Length also sent as HTTP_CONTENT_*: answer as request.headers does.
+            return self._headers()[key]
+        value = self._environ.get(name)
         if value is None:
             raise KeyError(key)
         return value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and HttpHeaders.to_wsgi_name(key) in self._environ
+        try:
+            self[key]  # type: ignore[index]
+        except (KeyError, TypeError, AttributeError):
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._headers())
