@@ -394,7 +394,7 @@ def test_zero_seconds_turns_the_memo_off(client, workspace, settings):
 def test_a_wrong_secret_is_never_remembered(client, workspace, param):
     channel = telegram_channel(workspace)
     # Another channel's secret on the same bot does not verify for this channel either.
-    sibling = telegram_channel(make_workspace("sibling"), webhook_secret="sibling-secret")
+    telegram_channel(make_workspace("sibling"), webhook_secret="sibling-secret")
     for update_id, secret in enumerate(["wrong-secret", "wrong-secret", TELEGRAM_SECRET[:-1], "x"], start=1):
         response, _ = _post(client, telegram_update(update_id), channel, param=param, secret=secret)
         _assert_error(response, 401, "invalid_signature")
@@ -404,7 +404,6 @@ def test_a_wrong_secret_is_never_remembered(client, workspace, param):
         _assert_error(response, 401, "invalid_signature")
         assert not ingest.verified_routes._entries
     assert not ChannelMessage.objects.exists()
-    assert sibling.pk  # created, but never a target
 
 
 def test_a_route_remembered_for_one_channel_param_serves_no_other(client, workspace):
