@@ -24,6 +24,17 @@ def network_guard() -> Iterator[NetworkGuard]:
         pytest.fail("external network access: " + "; ".join(guard.violations))
 
 
+@pytest.fixture(autouse=True)
+def fresh_inbound_hot_path() -> Iterator[None]:
+    """Each test starts with no remembered webhook route, and leaves no task publish pending in
+    the inbound batcher (it would reach the next test's broker queue)."""
+    from channels_app import batcher, ingest
+
+    ingest.verified_routes.clear()
+    yield
+    assert batcher.inbound_batcher.flush(), "the inbound batcher could not send what it holds"
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

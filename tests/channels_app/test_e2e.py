@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from channels_app import ingest
 from channels_app.models import ChannelMessage
 from tests.channels_app.helpers import (
     SLACK_TOKEN,
@@ -96,6 +97,40 @@ def test_telegram_round_trip(live_server, fake, agent_workspace, echo_agent):
     assert inbound.channel_id == channel.pk
     reply = ChannelMessage.objects.get(direction="outbound")
     assert (reply.status, reply.chat_id, reply.attempts) == ("sent", "4242", 1)
+
+
+def test_three_updates_in_a_row_are_all_answered(live_server, fake, agent_workspace, echo_agent, monkeypatch):
+    """The first update takes the full path and the web process remembers the route; the next two
+    are stored by the remembered route's one statement. Their tasks leave through the inbound
+    batcher and the Redis frames; the real worker answers all three."""
+    remembered_stores = []
+    original = ingest.store_verified_update
+
+    def spy(**kwargs):
+        stored = original(**kwargs)
+        remembered_stores.append(stored is not None)
+        return stored
+
+    monkeypatch.setattr(ingest, "store_verified_update", spy)
+    fake.route("POST", SEND_PATH, json_response({"ok": True, "result": {}}))
+    channel = telegram_channel(agent_workspace)
+    texts = ["first of three", "second of three", "third of three"]
+    for update_id, text in enumerate(texts, start=40):
+        response = _post_update(live_server, telegram_update(update_id, text=text, chat_id=4343))
+        assert response.status_code == 200 and response.json() == {"ok": True}
+    assert remembered_stores == [False, True, True]
+    assert ingest.verified_routes.get(ingest.VerifiedRoutes.key(TELEGRAM_SECRET, None)) == channel.pk
+    wait_for(lambda: len(_sent(fake, SEND_PATH)) >= 3, message="three replies")
+    wait_for(
+        lambda: ChannelMessage.objects.filter(direction="inbound", status="delivered").count() == 3,
+        message="three delivered",
+    )
+    time.sleep(0.5)  # give a duplicate reply, if any, the chance to show up
+    sent = _sent(fake, SEND_PATH)
+    assert sorted(r.json()["text"] for r in sent) == sorted(texts)
+    assert {r.json()["chat_id"] for r in sent} == {"4343"}
+    assert sorted(m["parts"][0]["text"] for m in echo_agent.received) == sorted(texts)
+    assert ChannelMessage.objects.filter(direction="inbound").count() == 3
 
 
 def test_slack_round_trip(live_server, fake, agent_workspace, echo_agent):
