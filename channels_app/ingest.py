@@ -64,17 +64,21 @@ _COLUMNS = (
 )
 
 
-def storable_event(event: InboundEvent) -> InboundEvent:
+def storable_event(event: InboundEvent) -> InboundEvent | None:
     """`event` as the columns take it, applied right after parsing so that routing (the chat
-    filter) and storage see the same values on both paths: ids cut to their 200 characters, and
-    no NUL or lone surrogate (PostgreSQL refuses both in text and jsonb) anywhere, `meta`
-    included."""
+    filter) and storage see the same values on both paths: no NUL or lone surrogate (PostgreSQL
+    refuses both in text and jsonb) in the text or `meta`, ids cut to their 200 characters.
+    None when an id itself holds such a character: cleaning it could name another chat, so the
+    event is not routed (no platform sends such ids)."""
+    ids = (event.chat_id[:200], event.sender_id[:200], event.event_id[:200])
+    if any(storable_text(value) != value for value in ids):
+        return None
     return dataclasses.replace(
         event,
-        chat_id=storable_text(event.chat_id[:200]),
-        sender_id=storable_text(event.sender_id[:200]),
+        chat_id=ids[0],
+        sender_id=ids[1],
+        event_id=ids[2],
         text=storable_text(event.text),
-        event_id=storable_text(event.event_id[:200]),
         meta=_storable_json(event.meta),
     )
 
@@ -298,6 +302,8 @@ def store_verified_update(
     if event.kind != "message":
         return None
     event = storable_event(event)
+    if event is None:
+        return None  # the full path answers "ignored"
     params = {
         "direction": Direction.INBOUND.value,
         "status": MessageStatus.RECEIVED.value,

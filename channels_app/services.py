@@ -485,13 +485,17 @@ def webhook_receive(
     if secret and matched.enabled:
         ingest.verified_routes.remember(ingest.VerifiedRoutes.key(secret, channel_id), matched.pk)
     try:
-        event = ingest.storable_event(adapter.parse(config, verified, body, headers))
+        event = adapter.parse(config, verified, body, headers)
     except ingest.PARSE_ERRORS:
         raise ApplicationError("The event could not be read.") from None
     if event.kind == "handshake":
         return WebhookAnswer(200, event.response)
     if event.kind != "message" or not matched.enabled:
         return WebhookAnswer(200, event.response or adapter.ignored(event))
+    storable = ingest.storable_event(event)
+    if storable is None:
+        return WebhookAnswer(200, adapter.ignored(event))
+    event = storable
     targets = selectors.fanout_targets(channel=matched, chat_id=event.chat_id, pool=pool)
     if not targets:
         return WebhookAnswer(200, adapter.ignored(event))

@@ -275,7 +275,7 @@ def test_the_thread_survives_a_failed_batch(fake_time, make_batcher, publisher, 
     with caplog.at_level(logging.WARNING, logger="channels_app.batcher"):
         fake_time.now += 0.3
         assert wait_until(lambda: any(r.name == "channels_app.batcher" for r in caplog.records))
-    assert wait_until(lambda: batcher._in_flight == 0)
+    assert wait_until(lambda: not batcher._sending.locked())
     assert batcher._pending == [] and publisher.ids() == [["a"]]  # b, c, d: left for the sweep
     fake_time.now += 0.1
     batcher.submit(task, ["e"])
@@ -295,9 +295,9 @@ def test_start_afresh_leaves_nothing_pending_and_no_thread(fake_time, make_batch
     assert wait_until(lambda: batcher._parked)  # the old thread waits on the old condition
     old_condition = batcher._condition
     batcher._pending.append((task, "held-at-fork"))
-    batcher._in_flight = 1  # as if a batch was being sent when the process forked
+    batcher._sending.acquire()  # as if a batch was being sent when the process forked
     batcher._start_afresh()
-    assert batcher._pending == [] and batcher._in_flight == 0
+    assert batcher._pending == [] and not batcher._sending.locked()
     assert batcher._thread is None and batcher._parked is True
     assert batcher._condition is not old_condition  # never a lock held at the fork
     # It works afresh: the first submit goes at once.
@@ -317,7 +317,7 @@ def test_a_forked_child_starts_with_nothing_pending_and_no_thread(fake_time, mak
             checks = [
                 batcher._pending == [],
                 batcher._thread is None,
-                batcher._in_flight == 0,
+                not batcher._sending.locked(),
                 batcher._parked is True,
                 batcher.flush(timeout=1) is True,
                 publisher.count() == sent_before,  # the parent's held ids are not sent twice
@@ -347,7 +347,7 @@ def test_a_forked_child_starts_with_nothing_pending_and_no_thread(fake_time, mak
     assert publisher.ids()[-1] == ["b", "c", "d"]
 
 
-# --- known races, kept as strict xfails -------------------------------------------------------------------
+# --- races between requests and the thread ----------------------------------------------------------
 
 
 class GatedPublisher(RecordingPublisher):
@@ -365,12 +365,6 @@ class GatedPublisher(RecordingPublisher):
         super().publish_many(task, calls)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`_last_batch` moves only when a send ends: while the thread's batch is in flight a "
-    "submit finds the linger over and sends its own batch at the same time, which can reach the "
-    "broker first (submission order lost, two batches inside one linger).",
-)
 def test_a_submit_while_the_thread_sends_does_not_overtake_it(fake_time, make_batcher):
     gated = GatedPublisher()
     batcher = make_batcher(0.3, target=gated)
@@ -384,7 +378,7 @@ def test_a_submit_while_the_thread_sends_does_not_overtake_it(fake_time, make_ba
         batcher.submit(task, ["c"])  # while [b] is in flight
     finally:
         gated.gate.set()
-    assert wait_until(lambda: batcher._in_flight == 0 and ["b"] in gated.ids())
+    assert wait_until(lambda: not batcher._sending.locked() and ["b"] in gated.ids())
     fake_time.now += 1  # after [b] left: whatever is still held is overdue now
     assert wait_until(lambda: sum(len(ids) for ids in gated.ids()) == 3)
     assert [i for ids in gated.ids() for i in ids] == ["a", "b", "c"]
@@ -409,12 +403,6 @@ class HookedCondition(threading.Condition):
         return super().__enter__()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A submit that lands after the thread's last idle check and before it parks is not due "
-    "(a request sent a batch just before) and sees the thread not parked, so it neither sends nor "
-    "wakes it: the id waits for the next submit, flush at exit, or the requeue sweep.",
-)
 def test_an_id_submitted_just_before_the_thread_parks_is_still_sent(fake_time, make_batcher, publisher):
     batcher, task = _held_after_first(fake_time, make_batcher, publisher)
     fake_time.now += 0.3

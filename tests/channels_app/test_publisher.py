@@ -273,11 +273,6 @@ def test_arguments_round_trip_through_the_frame(publisher, broker, args, monkeyp
     assert _comparable(_own_root(framed)) == _comparable(_own_root(plain))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RedisFrame.render inserts argsrepr before it replaces the body marker, and str.replace "
-    "replaces every occurrence: an argument holding the body marker text corrupts argsrepr.",
-)
 def test_an_argument_holding_a_marker_text_round_trips(publisher, broker):
     publisher.publish(process_inbound, "first")
     for marker in RedisFrame._MARKERS:
