@@ -152,9 +152,7 @@ def credential_digest(platform: str, value: str) -> str:
     """A keyed hash of a credential, so channels sharing one can be found without decrypting."""
     if not value:
         return ""
-    return hmac.new(
-        _digest_key(settings.SECRET_KEY), f"{platform}:{value}".encode(), hashlib.sha256
-    ).hexdigest()
+    return hmac.digest(_digest_key(settings.SECRET_KEY), f"{platform}:{value}".encode(), "sha256").hex()
 
 
 @functools.lru_cache(maxsize=4)
