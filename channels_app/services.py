@@ -29,6 +29,7 @@ from channels_app.adapters.base import (
 )
 from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
+from common.crypto import DecryptionError, decrypt, encrypt
 from common.errors import ApplicationError
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
@@ -234,10 +235,9 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
 
 
 def channel_delete(*, channel: Channel) -> None:
-    config = channel.config
     with transaction.atomic():
         if channel.enabled:
-            _on_commit_unregister(channel, config)
+            unregister_after_delete(channel)
         channel.delete()
 
 
@@ -258,6 +258,38 @@ def _on_commit_unregister(channel: Channel, config: dict[str, Any]) -> None:
                 channel_id=channel_id, credential_key=credential_key, config=config
             )
         )
+
+
+def unregister_after_delete(channel: Channel) -> None:
+    """Once the deletion of a Telegram channel is committed, queue its `deleteWebhook`.
+
+    In a task rather than in the request: nobody will read the channel's `last_error` any more,
+    and a workspace subtree can hold many channels, each call up to 15 s. The bot token travels
+    encrypted (the broker never holds a plaintext secret); the task decrypts it.
+    """
+    if channel.platform != "telegram" or not settings.PUBLIC_BASE_URL:
+        return
+    from channels_app.tasks import delete_telegram_webhook
+
+    args = (str(channel.pk), channel.credential_key, encrypt(json.dumps(channel.config)))
+
+    def publish() -> None:
+        try:
+            publisher.default_publisher.publish(delete_telegram_webhook, *args)
+        except (OSError, KombuError, CeleryError):
+            logger.warning("broker unavailable: deleteWebhook of channel %s not queued", args[0])
+
+    transaction.on_commit(publish)
+
+
+def telegram_webhook_unregister_sealed(*, channel_id: str, credential_key: str, sealed_config: str) -> None:
+    """`telegram_webhook_unregister` with the config as `unregister_after_delete` sealed it."""
+    try:
+        config = json.loads(decrypt(sealed_config))
+    except (DecryptionError, ValueError):
+        logger.warning("deleteWebhook of channel %s skipped: its config cannot be read", channel_id)
+        return
+    telegram_webhook_unregister(channel_id=channel_id, credential_key=credential_key, config=config)
 
 
 def telegram_webhook_register(*, channel_id: Any) -> None:

@@ -28,3 +28,10 @@ def send_message(message_id: str) -> None:
 @shared_task(name="channels.requeue_stale")
 def requeue_stale() -> int:
     return services.message_requeue_stale(older_than_seconds=settings.CHANNEL_REQUEUE_AFTER_SECONDS)
+
+
+@shared_task(name="channels.delete_telegram_webhook")
+def delete_telegram_webhook(channel_id: str, credential_key: str, sealed_config: str) -> None:
+    services.telegram_webhook_unregister_sealed(
+        channel_id=channel_id, credential_key=credential_key, sealed_config=sealed_config
+    )

@@ -272,8 +272,16 @@ def test_adapters_are_public_and_come_from_the_classes(api):
 # --- Telegram webhook registration ----------------------------------------------------------------
 
 
+@pytest.fixture
+def eager_tasks(monkeypatch):
+    """Tasks run in the publishing process (Celery's eager mode), so a test sees their effect."""
+    from integrations_project.celery import app
+
+    monkeypatch.setattr(app.conf, "task_always_eager", True)
+
+
 def test_telegram_webhook_registered_on_create_and_removed_on_disable_and_delete(
-    as_agent, workspace, settings, fake_http, django_capture_on_commit_callbacks
+    as_agent, workspace, settings, fake_http, django_capture_on_commit_callbacks, eager_tasks
 ):
     settings.PUBLIC_BASE_URL = "https://hooks.example.test"
     settings.TELEGRAM_API_BASE_URL = fake_http.url
@@ -301,6 +309,41 @@ def test_telegram_webhook_registered_on_create_and_removed_on_disable_and_delete
         "setWebhook",
         "deleteWebhook",
     ]
+
+
+def test_deletes_queue_deletewebhook_with_the_bot_token_encrypted(
+    as_agent, workspace, settings, fake_http, django_capture_on_commit_callbacks, broker
+):
+    """The DELETE does not wait for Telegram: it queues a task, whose arguments hold the config
+    only encrypted; the task (run here from the queued message) calls deleteWebhook."""
+    from channels_app import tasks
+
+    settings.PUBLIC_BASE_URL = "https://hooks.example.test"
+    settings.TELEGRAM_API_BASE_URL = fake_http.url
+    fake_http.route("POST", f"/bot{TELEGRAM_TOKEN}/setWebhook", json_response({"ok": True, "result": True}))
+    fake_http.route(
+        "POST", f"/bot{TELEGRAM_TOKEN}/deleteWebhook", json_response({"ok": True, "result": True})
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        created = as_agent.post(_url(workspace), {"platform": "telegram", "config": TG_CONFIG}).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert as_agent.delete(_url(workspace, f"/{created['id']}")).status_code == 204
+    assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == ["setWebhook"]  # not yet
+    raw = b"".join(broker.redis.lrange("celery", 0, -1))
+    assert TELEGRAM_TOKEN.encode() not in raw and TELEGRAM_SECRET.encode() not in raw
+    (message,) = broker.messages()
+    assert message["headers"]["task"] == "channels.delete_telegram_webhook"
+    tasks.delete_telegram_webhook(*message["args"])
+    assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == ["setWebhook", "deleteWebhook"]
+
+
+def test_deletewebhook_task_skips_a_config_it_cannot_read(fake_http, settings, caplog):
+    from channels_app import tasks
+
+    settings.TELEGRAM_API_BASE_URL = fake_http.url
+    tasks.delete_telegram_webhook("00000000-0000-0000-0000-000000000000", "key", "not-a-fernet-token")
+    assert fake_http.requests == []
+    assert "cannot be read" in caplog.text
 
 
 def test_telegram_webhook_failure_sets_last_error_without_undoing(
@@ -525,7 +568,7 @@ def test_admin_edit_keeps_secrets_and_replaces_them_when_given(client, workspace
 
 
 def test_deleting_a_workspace_tree_unregisters_its_telegram_webhooks(
-    as_admin, workspace, settings, fake_http, django_capture_on_commit_callbacks
+    as_admin, workspace, settings, fake_http, django_capture_on_commit_callbacks, eager_tasks
 ):
     """DELETE /workspaces/:id?cascade=true removes channels by cascade; Telegram must stop too."""
     settings.PUBLIC_BASE_URL = "https://hooks.example.test"
