@@ -37,7 +37,8 @@ BROKER_ERRORS = (OSError, KombuError, CeleryError)
 
 
 class PublishBatcher:
-    """Queues `task(message_id)` publishes for a background thread of this process.
+    """Collects `task(message_id)` publishes of this process and sends them in batches, from
+    the request that finds a batch due or from a background thread.
 
     `publisher_factory` gives the `TaskPublisher` at each batch (so a test can swap the
     process's default publisher); `linger` gives the least time between two batches.
@@ -82,8 +83,9 @@ class PublishBatcher:
         if due and self._send_pending(wait=False):
             return
         with self._condition:
-            if self._pending and self._parked:
-                if self._thread is None or not self._thread.is_alive():
+            thread_gone = self._thread is None or not self._thread.is_alive()
+            if self._pending and (self._parked or thread_gone):
+                if thread_gone:
                     self._thread = threading.Thread(target=self._run, name="inbound-publisher", daemon=True)
                     self._thread.start()
                 self._parked = False
