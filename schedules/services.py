@@ -477,14 +477,35 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
 
 
 def run_reap_stuck(*, now: datetime | None = None) -> int:
-    """Close runs left `running` past the A2A timeout plus a margin (their worker died) as errors."""
+    """Close lost runs as errors: left `running` past the A2A timeout plus a margin (their worker
+    died), or still `queued` past the busy grace, the A2A timeout and that margin (their broker
+    message was lost: a Redis without persistence restarted, say; a run still waiting for a busy
+    workspace is skipped well before that). A run closed here that a worker picks up later is
+    left alone: `run_execute` acts only on a queued run."""
     now = now or djtz.now()
-    cutoff = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + RUN_LOST_MARGIN_SECONDS)
-    stuck: Iterable[ScheduleRun] = ScheduleRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=cutoff)
+    margin = timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + RUN_LOST_MARGIN_SECONDS)
+    queued_cutoff = now - margin - timedelta(seconds=settings.SCHEDULE_BUSY_GRACE_SECONDS)
     closed = 0
-    for run in stuck:
-        lost = _finish(
-            run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.RUNNING, error="run lost"
+    running: Iterable[ScheduleRun] = ScheduleRun.objects.filter(
+        status=RunStatus.RUNNING, started_at__lt=now - margin
+    )
+    for run in running:
+        closed += int(
+            _finish(run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.RUNNING, error="run lost")
         )
-        closed += int(lost)
+    # A run a worker found busy counts from then (`busy_since`): its retries may have started
+    # late behind a backlog.
+    queued: Iterable[ScheduleRun] = ScheduleRun.objects.filter(status=RunStatus.QUEUED).filter(
+        Q(busy_since__isnull=True, created_at__lt=queued_cutoff) | Q(busy_since__lt=queued_cutoff)
+    )
+    for run in queued:
+        closed += int(
+            _finish(
+                run=run,
+                status=RunStatus.ERROR,
+                now=now,
+                from_status=RunStatus.QUEUED,
+                error="run lost before it started",
+            )
+        )
     return closed

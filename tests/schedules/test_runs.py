@@ -394,6 +394,33 @@ def test_reaper_closes_runs_lost_in_running(workspace, settings):
 
 
 @pytest.mark.django_db
+def test_reaper_closes_queued_runs_whose_message_was_lost(workspace, settings):
+    """Queued longer than the busy grace + A2A timeout + 120 s: no worker ever got the message."""
+    settings.A2A_TIMEOUT_SECONDS = 10
+    settings.SCHEDULE_BUSY_GRACE_SECONDS = 30
+    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="p")
+    now = timezone.now()
+    lost = queued_run(schedule, scheduled_for=now - timedelta(minutes=5))
+    waiting = queued_run(schedule, scheduled_for=now - timedelta(minutes=4))
+    ScheduleRun.objects.filter(pk=lost.pk).update(created_at=now - timedelta(seconds=30 + 10 + 121))
+    ScheduleRun.objects.filter(pk=waiting.pk).update(created_at=now - timedelta(seconds=30 + 10 + 119))
+    assert services.run_reap_stuck(now=now) == 1
+    lost.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (lost.status, lost.error_detail) == (RunStatus.ERROR, "run lost before it started")
+    assert waiting.status == RunStatus.QUEUED
+    # Found busy late (behind a backlog): it counts from then, so it is not lost yet.
+    ScheduleRun.objects.filter(pk=waiting.pk).update(
+        created_at=now - timedelta(hours=1), busy_since=now - timedelta(seconds=60)
+    )
+    assert services.run_reap_stuck(now=now) == 0
+    # The lost message turning up after all does not run the closed run.
+    assert services.run_execute(run_id=lost.pk) is None
+    lost.refresh_from_db()
+    assert lost.status == RunStatus.ERROR
+
+
+@pytest.mark.django_db
 def test_bookkeeping_follows_the_latest_run(workspace):
     schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="p")
     now = timezone.now()
