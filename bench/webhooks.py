@@ -1,9 +1,10 @@
 """Webhook throughput: signed Telegram updates vs a bare Django view, same gunicorn, same run.
 
     .venv/bin/python bench/webhooks.py [--seconds 20] [--rounds 4] [--concurrency 8]
-                                       [--workers 5] [--threads 1]
+                                       [--workers 2] [--threads 4]
 
-Starts the service under gunicorn with its production settings (plus one bench-only bare view)
+Starts the service under gunicorn as the Procfile does (2 workers × 4 threads by default) with
+its production settings (plus one bench-only bare view)
 on PostgreSQL (database `integrations_bench_webhooks` on 127.0.0.1; BENCH_DATABASE_URL picks
 another, e.g. the server's Unix socket `postgres://postgres@%2Fvar%2Frun%2Fpostgresql/...`) and
 Redis (db 10; BENCH_BROKER_URL), creates one Telegram
@@ -266,10 +267,16 @@ def main() -> None:
     parser.add_argument("--n", type=float, dest="seconds", help="alias of --seconds (to shrink the run)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating phases per path")
     parser.add_argument("--concurrency", type=int, default=8, help="client processes")
+    # The web process of the Procfile: WEB_CONCURRENCY workers × WEB_THREADS threads.
     parser.add_argument(
-        "--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn workers (2 × CPUs + 1)"
+        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)), help="gunicorn workers (2)"
     )
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("WEB_THREADS", 4)),
+        help="gunicorn threads per worker (4; 1: sync workers)",
+    )
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
 
