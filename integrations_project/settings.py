@@ -239,6 +239,12 @@ CELERY_BEAT_SCHEDULE["schedules.reap_stuck_runs"] = {
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }
+# Plugins: installs whose message or worker was lost end as failed instead of `installing`.
+CELERY_BEAT_SCHEDULE["plugins.reap_lost_installs"] = {
+    "task": "plugins.reap_lost_installs",
+    "schedule": 300.0,
+    "options": {"expires": 300.0},
+}
 # Write each entry's last_run_at back after every send (not every 3 minutes), so /health's
 # scheduler_last_tick_at is at most one tick old.
 CELERY_BEAT_SYNC_EVERY = 1

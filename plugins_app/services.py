@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -154,6 +155,24 @@ def _record_failure(*, plugin_id: str, attempt: str, reason: str) -> None:
         else:
             plugin.status = PluginStatus.FAILED
         plugin.save(update_fields=["status", "error", "source", "updated_at"])
+
+
+def plugin_reap_lost_installs(*, now: datetime | None = None) -> int:
+    """Close installs left `installing` for longer than a worker can take on one (two fetch
+    timeouts and ten minutes, the age at which their staging folders are swept too): the
+    broker lost their message, or their worker died. Each ends like any failed attempt
+    (`failed`, or back to the tree still installed) with a reason saying so; a message that
+    turns up later finds the record no longer `installing` and does nothing."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=2 * settings.PLUGIN_FETCH_TIMEOUT_SECONDS + 600)
+    lost = InstalledPlugin.objects.filter(status=PluginStatus.INSTALLING, updated_at__lt=cutoff)
+    closed = 0
+    for plugin_id, attempt in lost.values_list("pk", "attempt"):
+        _record_failure(
+            plugin_id=str(plugin_id), attempt=str(attempt), reason="install lost: no worker finished it"
+        )
+        closed += 1
+    return closed
 
 
 def plugin_install_run(*, plugin_id: str, attempt: str) -> None:

@@ -11,3 +11,9 @@ from plugins_app import services
 def plugin_install(plugin_id: str, attempt: str) -> None:
     """Fetch, check and install one plugin tree (see services.plugin_install_run)."""
     services.plugin_install_run(plugin_id=plugin_id, attempt=attempt)
+
+
+@shared_task(name="plugins.reap_lost_installs", ignore_result=True)
+def reap_lost_installs() -> int:
+    """Close installs no worker finished (see services.plugin_reap_lost_installs)."""
+    return services.plugin_reap_lost_installs()
