@@ -25,15 +25,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from celery.exceptions import CeleryError
 from django.conf import settings
-from kombu.exceptions import KombuError
 
 from channels_app import publisher
 
 logger = logging.getLogger(__name__)
-
-BROKER_ERRORS = (OSError, KombuError, CeleryError)
 
 
 class PublishBatcher:
@@ -147,7 +143,7 @@ class PublishBatcher:
         for task, calls in by_task.items():
             try:
                 self._publisher_factory().publish_many(task, calls)
-            except BROKER_ERRORS:
+            except publisher.BROKER_ERRORS:
                 logger.warning(
                     "broker unavailable: up to %d %s message(s) left for the requeue sweep",
                     len(calls),

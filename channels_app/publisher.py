@@ -33,9 +33,14 @@ from uuid import UUID
 from celery import current_app
 from celery.app.routes import MapRoute
 from celery.app.task import extract_exec_options
+from celery.exceptions import CeleryError
 from celery.utils import uuid
 from kombu import Connection, Producer
+from kombu.exceptions import KombuError
 from kombu.transport import redis as kombu_redis
+
+BROKER_ERRORS = (OSError, KombuError, CeleryError)
+"""What a publish raises when the broker is unreachable (after Celery's retries)."""
 
 
 class ReusedClientRedisChannel(kombu_redis.Channel):

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 
 from channels_app.adapters import get_adapter
 from channels_app.adapters.base import credential_digest
+from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
 from channels_app.models import Channel, ChannelMessage
 from common.crypto import decrypt
 from common.errors import NotFound
@@ -109,7 +110,7 @@ def webhook_channels(
         )
         return [c for c in rows if c.pk == pk], rows
     if platform == "telegram":
-        secret = headers.get("X-Telegram-Bot-Api-Secret-Token") or ""
+        secret = headers.get(TELEGRAM_SECRET_HEADER) or ""
         if not secret:
             return [], []
         digest = credential_digest(platform, secret)

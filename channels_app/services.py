@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from celery.exceptions import CeleryError
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import KombuError
 
 from channels_app import batcher, ingest, publisher, selectors
 from channels_app.adapters import ADAPTERS, get_adapter
@@ -276,7 +274,7 @@ def unregister_after_delete(channel: Channel) -> None:
     def publish() -> None:
         try:
             publisher.default_publisher.publish(delete_telegram_webhook, *args)
-        except (OSError, KombuError, CeleryError):
+        except publisher.BROKER_ERRORS:
             logger.warning("broker unavailable: deleteWebhook of channel %s not queued", args[0])
 
     transaction.on_commit(publish)
@@ -399,7 +397,7 @@ def enqueue(task: Any, message_id: str) -> None:
     """
     try:
         publisher.default_publisher.publish(task, message_id)
-    except (OSError, KombuError, CeleryError):
+    except publisher.BROKER_ERRORS:
         logger.warning("broker unavailable: message %s left for the requeue sweep", message_id)
 
 
