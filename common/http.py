@@ -10,28 +10,27 @@ metadata addresses are always refused; private and loopback addresses only when 
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
+import json as json_module
+import os
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
-from urllib3.util import connection as urllib3_connection
+import httpcore
+from django.conf import settings
 
 USER_AGENT = "integrations-api/1.0"
-CHUNK_BYTES = 64 * 1024
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+# A socket operation outside any deadline (none is, in practice) still never waits for ever.
+_NO_DEADLINE_CAP = 300.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -110,109 +109,145 @@ def resolve_checked(host: str, port: int, policy: NetworkPolicy) -> list[tuple[i
     return result
 
 
-def _shutdown_socket(sock: Any) -> None:
-    # The base method works on the descriptor, for plain and TLS sockets alike; a closed or
-    # detached socket is simply skipped.
-    with contextlib.suppress(OSError, TypeError, ValueError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+# The deadline of the exchange running in this context (thread or greenlet). Every socket read
+# and write of that exchange is bounded by what is left of it, so a server that drips its
+# answer byte by byte cannot hold a request past its deadline, and no watchdog thread is needed.
+_deadline: ContextVar[float | None] = ContextVar("http_deadline", default=None)
 
 
-class _Watchdog:
-    """Enforces the overall deadline of one exchange on its sockets.
+def _bounded(timeout: float | None, error: type[Exception]) -> float:
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout if timeout is not None else _NO_DEADLINE_CAP
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise error("the exchange exceeded its deadline")
+    return remaining if timeout is None else min(timeout, remaining)
 
-    Socket timeouts bound each read, not their sum: a server that drips one byte of its status
-    line, headers or a chunk-size line every second would hold the request far past its
-    deadline. At the deadline the watchdog shuts the exchange's sockets down, so the blocked
-    read returns at once and the request fails as a timeout.
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection's stream whose every read and write stops at the current deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, bounded))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """Opens connections only to addresses the policy allows, checked on the resolved address.
+
+    The socket connects to the very address that was checked, so a name cannot resolve to an
+    allowed address for the check and to a refused one for the connection (DNS rebinding). TLS
+    still verifies the certificate against the host name (httpcore passes it as SNI).
     """
 
-    def __init__(self, deadline: float) -> None:
-        self._lock = threading.Lock()
-        self._watched: list[tuple[HTTPConnection, socket.socket]] = []
-        self.fired = False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def watch(self, connection: HTTPConnection, sock: socket.socket) -> None:
-        with self._lock:
-            self._watched.append((connection, sock))
-            fired = self.fired
-        if fired:
-            _shutdown_socket(sock)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self.fired = True
-            watched = list(self._watched)
-        for connection, sock in watched:
-            _shutdown_socket(sock)
-            current = getattr(connection, "sock", None)  # the TLS socket once wrapped
-            if current is not None and current is not sock:
-                _shutdown_socket(current)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-# The watchdog of the request being sent on this thread (connections are opened inside it).
-_active = threading.local()
-
-
-def _guarded(base: type[HTTPConnection], policy: NetworkPolicy) -> type[HTTPConnection]:
-    class GuardedConnection(base):  # type: ignore[valid-type, misc]
-        def _new_conn(self) -> socket.socket:
-            last_error: OSError | None = None
-            for _family, address in resolve_checked(self._dns_host, self.port, policy):
-                try:
-                    sock = urllib3_connection.create_connection(
-                        (address, self.port),
-                        self.timeout,
-                        source_address=self.source_address,
-                        socket_options=self.socket_options,
-                    )
-                    watchdog: _Watchdog | None = getattr(_active, "watchdog", None)
-                    if watchdog is not None:
-                        watchdog.watch(self, sock)
-                    return sock
-                except TimeoutError as exc:
-                    raise ConnectTimeoutError(self, "connection timed out") from exc
-                except OSError as exc:
-                    last_error = exc
-            raise NewConnectionError(self, f"connection failed: {last_error}")
-
-    return GuardedConnection
-
-
-@lru_cache(maxsize=8)
-def _pool_classes(policy: NetworkPolicy) -> dict[str, type]:
-    class GuardedHTTPPool(HTTPConnectionPool):
-        ConnectionCls = _guarded(HTTPConnection, policy)
-
-    class GuardedHTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = _guarded(HTTPSConnection, policy)
-
-    return {"http": GuardedHTTPPool, "https": GuardedHTTPSPool}
-
-
-class _GuardedAdapter(HTTPAdapter):
     def __init__(self, policy: NetworkPolicy) -> None:
         self._policy = policy
-        super().__init__(max_retries=0)
+        self._sockets = httpcore.SyncBackend()
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._policy)
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        last_error: Exception | None = None
+        for _family, address in resolve_checked(host, port, self._policy):
+            try:
+                stream = self._sockets.connect_tcp(
+                    address,
+                    port,
+                    timeout=_bounded(timeout, httpcore.ConnectTimeout),
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                last_error = exc
+                continue
+            return DeadlineStream(stream)
+        raise httpcore.ConnectError(f"connection failed: {last_error}")
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not reachable through this client")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
-def _session(policy: NetworkPolicy) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no proxies or .netrc from the environment
-    adapter = _GuardedAdapter(policy)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = USER_AGENT
-    return session
+_pools: dict[NetworkPolicy, httpcore.ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(policy: NetworkPolicy) -> httpcore.ConnectionPool:
+    """One connection pool per policy and process: connections are kept alive and reused per
+    origin (scheme, host, port), and the pool is shared by every thread or greenlet."""
+    pool = _pools.get(policy)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(policy)
+            if pool is None:
+                pool = httpcore.ConnectionPool(
+                    ssl_context=httpcore.default_ssl_context(),
+                    max_connections=settings.HTTP_MAX_CONNECTIONS,
+                    max_keepalive_connections=settings.HTTP_MAX_KEEPALIVE_CONNECTIONS,
+                    keepalive_expiry=settings.HTTP_KEEPALIVE_SECONDS,
+                    retries=0,
+                    network_backend=GuardedBackend(policy),
+                )
+                _pools[policy] = pool
+    return pool
+
+
+def _forget_pools() -> None:
+    # A forked child (prefork worker, gunicorn worker) must not share its parent's sockets.
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
+
+
+class Headers(Mapping[str, str]):
+    """Response headers, looked up without regard to case; repeated fields are joined."""
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in raw:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            self._values[key] = f"{self._values[key]}, {text}" if key in self._values else text
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _check_url(url: str, policy: NetworkPolicy) -> None:
@@ -245,35 +280,22 @@ class StreamedResponse:
     status_code: int
     headers: Mapping[str, str]
     url: str
-    _response: requests.Response
-    _deadline: float
+    _response: httpcore.Response
     _max_bytes: int
     received: int = field(default=0)
-    _watchdog: _Watchdog | None = None
-
-    def _cut_off(self) -> bool:
-        return self._watchdog is not None and self._watchdog.fired
 
     def iter_chunks(self) -> Iterator[bytes]:
-        raw = self._response.raw
         try:
-            while True:
-                if time.monotonic() > self._deadline:
-                    raise HttpError("timeout", "the transfer exceeded its time limit")
-                chunk = raw.read1(CHUNK_BYTES) if hasattr(raw, "read1") else raw.read(CHUNK_BYTES)
+            for chunk in self._response.iter_stream():
                 if not chunk:
-                    if self._cut_off():  # the watchdog closed it: not a complete body
-                        raise HttpError("timeout", "the transfer exceeded its time limit")
-                    return
+                    continue
                 self.received += len(chunk)
                 if self.received > self._max_bytes:
                     raise HttpError("too_large", f"the response exceeds {self._max_bytes} bytes")
                 yield chunk
         except HttpError:
             raise
-        except (requests.exceptions.RequestException, OSError, HTTPError) as exc:
-            if self._cut_off():
-                raise HttpError("timeout", "the transfer exceeded its time limit") from None
+        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
             raise _transport_error(exc) from None
 
     def read(self) -> bytes:
@@ -288,9 +310,7 @@ class HttpResult:
     url: str
 
     def json(self) -> Any:
-        import json
-
-        return json.loads(self.content)
+        return json_module.loads(self.content)
 
     @property
     def ok(self) -> bool:
@@ -300,16 +320,42 @@ class HttpResult:
 def _transport_error(exc: BaseException) -> HttpError:
     if isinstance(exc, HttpError):
         return exc
-    text = type(exc).__name__.lower() + " " + str(exc).lower()
-    if "timeout" in text or "timed out" in text:
+    if isinstance(exc, httpcore.TimeoutException | TimeoutError):
         return HttpError("timeout", "the request timed out")
+    text = str(exc).lower()
     if "refused" in text:
         return HttpError("connection", "connection refused")
-    if "resolve" in text or "name or service" in text:
-        return HttpError("connection", "host name could not be resolved")
-    if isinstance(exc, requests.exceptions.SSLError) or "ssl" in text:
+    if "ssl" in text or "certificate" in text:
         return HttpError("connection", "TLS handshake failed")
     return HttpError("connection", "connection failed")
+
+
+def _encode_request(
+    headers: Mapping[str, str] | None, json: Any, data: bytes | str | Mapping[str, Any] | None
+) -> tuple[list[tuple[str, str]], bytes | None]:
+    """The header list (the caller's names as given, defaults added) and the encoded body."""
+    given = dict(headers or {})
+    names = {name.lower() for name in given}
+    defaults: dict[str, str] = {"User-Agent": USER_AGENT}
+    body: bytes | None
+    if json is not None:
+        defaults["Content-Type"] = "application/json"
+        body = json_module.dumps(json, separators=(",", ":")).encode()
+    elif isinstance(data, Mapping):
+        defaults["Content-Type"] = "application/x-www-form-urlencoded"
+        body = urlencode(data, doseq=True).encode()
+    else:
+        body = data.encode() if isinstance(data, str) else data
+    merged = [(name, value) for name, value in defaults.items() if name.lower() not in names]
+    return merged + list(given.items()), body
+
+
+def _with_params(url: str, params: Mapping[str, Any] | None) -> str:
+    if not params:
+        return url
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, urlencode(params, doseq=True)]))
+    return urlunsplit(parts._replace(query=query))
 
 
 @contextmanager
@@ -334,65 +380,64 @@ def open_stream(
     redirect is refused before it is followed. With no prefixes, a 3xx is returned as it is.
     """
     deadline = time.monotonic() + timeout
-    session = _session(policy)
-    response: requests.Response | None = None
-    watchdog = _Watchdog(deadline)
+    token = _deadline.set(deadline)
+    pool = _pool(policy)
+    responses = ExitStack()  # the response of the current hop, closed when leaving
+    response: httpcore.Response | None = None
     try:
-        current = url
+        current = _with_params(url, params)
         for _hop in range(max_redirects + 1):
             _check_url(current, policy)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HttpError("timeout", "the request timed out")
-            previous = getattr(_active, "watchdog", None)
-            _active.watchdog = watchdog
+            request_headers, body = _encode_request(headers, json, data)
             try:
-                response = session.request(
-                    method,
-                    current,
-                    headers=dict(headers or {}),
-                    json=json,
-                    data=data,
-                    params=params,
-                    timeout=(min(remaining, 10.0), remaining),
-                    stream=True,
-                    allow_redirects=False,
+                response = responses.enter_context(
+                    pool.stream(
+                        method.upper(),
+                        current,
+                        headers=request_headers,
+                        content=body,
+                        extensions={
+                            "timeout": {
+                                "connect": min(remaining, 10.0),
+                                "read": remaining,
+                                "write": remaining,
+                                "pool": remaining,
+                            }
+                        },
+                    )
                 )
             except HttpError:
                 raise
-            except (requests.exceptions.RequestException, OSError) as exc:
-                if watchdog.fired:
-                    raise HttpError("timeout", "the request timed out") from None
+            except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
                 raise _transport_error(exc) from None
-            finally:
-                _active.watchdog = previous
-            if response.status_code not in _REDIRECT_STATUSES or not redirect_prefixes:
+            except httpcore.UnsupportedProtocol:
+                raise HttpError("invalid_url", "the URL must be http or https with a host") from None
+            status = response.status
+            if status not in _REDIRECT_STATUSES or not redirect_prefixes:
                 break
-            target = urljoin(current, response.headers.get("Location", ""))
-            response.close()
+            location = Headers(response.headers).get("location", "")
+            responses.close()
+            target = urljoin(current, location)
             if not _redirect_allowed(target, redirect_prefixes):
                 raise HttpError("redirect", "redirect to a location that is not allowed")
-            if response.status_code == 303 or (
-                response.status_code in {301, 302} and method.upper() == "POST"
-            ):
+            if status == 303 or (status in {301, 302} and method.upper() == "POST"):
                 method, json, data = "GET", None, None
-            current, params = target, None
+            current = target
         else:
             raise HttpError("redirect", "too many redirects")
         yield StreamedResponse(
-            status_code=response.status_code,
-            headers=response.headers,
+            status_code=response.status,
+            headers=Headers(response.headers),
             url=current,
             _response=response,
-            _deadline=deadline,
             _max_bytes=max_bytes,
-            _watchdog=watchdog,
         )
     finally:
-        watchdog.cancel()
-        if response is not None:
-            response.close()
-        session.close()
+        responses.close()
+        _deadline.reset(token)
 
 
 def http_request(

@@ -158,6 +158,12 @@ A2A_TIMEOUT_SECONDS = env_int("A2A_TIMEOUT_SECONDS", 300, minimum=1)
 A2A_ALLOW_PRIVATE_NETWORKS = env_bool("A2A_ALLOW_PRIVATE_NETWORKS", True)
 A2A_MAX_RESPONSE_BYTES = env_int("A2A_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, minimum=1024)
 
+# Outbound HTTP (common/http.py): one keep-alive connection pool per process, shared by its
+# threads or greenlets. Connections beyond the keep-alive budget are closed after use.
+HTTP_MAX_CONNECTIONS = env_int("HTTP_MAX_CONNECTIONS", 2000, minimum=1)
+HTTP_MAX_KEEPALIVE_CONNECTIONS = env_int("HTTP_MAX_KEEPALIVE_CONNECTIONS", 200, minimum=0)
+HTTP_KEEPALIVE_SECONDS = env_float("HTTP_KEEPALIVE_SECONDS", 30.0, minimum=0.0)
+
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 
 # --- Scheduler ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the client's TCP port: equal ports mean one reused connection
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -75,6 +76,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query),
             headers={k: v for k, v in self.headers.items()},
             body=body,
+            client_port=self.client_address[1],
         )
         owner = self.server.owner
         with owner.lock:
