@@ -85,6 +85,8 @@ class WorkspaceTokenAdmin(_TokenAdminBase):
         "workspace",
         "role",
         "created_by",
+        "created_by_token",
+        "created_by_admin_token",
         "created_at",
         "last_used_at",
         "expires_at",

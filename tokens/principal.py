@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -17,6 +18,7 @@ class Principal:
     workspace_id: UUID | None = None
     role: str | None = None
     token_id: UUID | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -24,7 +26,7 @@ class Principal:
 
     @property
     def is_operator(self) -> bool:
-        """Admins and operator tokens: may decide approvals and mint operator tokens."""
+        """Admins and operator tokens: may decide approvals, mint tokens, repoint a workspace."""
         return self.is_admin or self.role == "operator"
 
     def can_access(self, workspace_id: UUID) -> bool:
