@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-PrincipalKind = Literal["workspace_token", "admin_token", "env_admin", "staff"]
+# "staff" is a superuser's console session (an admin credential); "limited_staff" is any other
+# staff session: it authenticates (so it is a 403, not a 401) but may do nothing on the API.
+PrincipalKind = Literal["workspace_token", "admin_token", "env_admin", "staff", "limited_staff"]
 ENV_ADMIN_NAME = "ADMIN_TOKEN"
 
 
@@ -22,7 +24,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.kind != "workspace_token"
+        return self.kind in ("admin_token", "env_admin", "staff")
 
     @property
     def is_operator(self) -> bool:
