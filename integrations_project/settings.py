@@ -197,6 +197,9 @@ PLUGIN_FETCH_TIMEOUT_SECONDS = env_int("PLUGIN_FETCH_TIMEOUT_SECONDS", 300, mini
 PLUGIN_MAX_TREE_BYTES = env_int("PLUGIN_MAX_TREE_BYTES", 104857600, minimum=1)
 TEMPLATES_DIR = Path(env_str("TEMPLATES_DIR", str(BASE_DIR / "workspace-templates")))
 ORG_TEMPLATES_DIR = Path(env_str("ORG_TEMPLATES_DIR", str(BASE_DIR / "org-templates")))
+# Environment variables an org.yaml `${VAR}` may read besides its folder's .env: names or
+# `PREFIX_*` patterns, comma-separated. The service's own settings never expand.
+ORG_IMPORT_ENV_ALLOW = env_list("ORG_IMPORT_ENV_ALLOW")
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "filesystem://"

@@ -197,6 +197,8 @@ class OrgTemplateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             extra = ""
             if exc.details and "missing" in exc.details:
                 extra = f" (missing: {', '.join(exc.details['missing'])})"
+            elif exc.details and "names" in exc.details:
+                extra = f" (not allowed: {', '.join(exc.details['names'])})"
             self.message_user(request, f"Import of {slug} failed: {exc.message}{extra}", messages.ERROR)
             return redirect("admin:templates_app_orgtemplate_changelist")
         self.message_user(

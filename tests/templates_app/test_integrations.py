@@ -33,6 +33,7 @@ def queued_installs(monkeypatch):
 @pytest.fixture
 def acme_env(monkeypatch, settings):
     settings.PUBLIC_BASE_URL = ""
+    settings.ORG_IMPORT_ENV_ALLOW = ["ACME_*"]
     monkeypatch.setenv("ACME_TELEGRAM_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("ACME_TELEGRAM_CHAT_ID", "-100777")
     services.template_sync_dir(root=REPO / "workspace-templates")

@@ -188,7 +188,7 @@ def test_non_staff_session_is_not_admin(world):
 
 
 def test_staff_session_needs_csrf_for_writes(world):
-    user = get_user_model().objects.create_user("staff2", password="pw", is_staff=True)
+    user = get_user_model().objects.create_user("staff2", password="pw", is_staff=True, is_superuser=True)
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.get("/workspaces").status_code == 200
