@@ -24,13 +24,9 @@ from tokens.secrets import (
     same_hash,
 )
 from workspaces.models import Workspace
+from workspaces.quotas import quota_check
 
 MIN_ENV_ADMIN_TOKEN_LENGTH = 32
-
-
-class LimitReached(ApplicationError):
-    status_code = 409
-    code = "limit_reached"
 
 
 @dataclass(frozen=True)
@@ -94,12 +90,12 @@ def workspace_token_create(
     plaintext = generate_token(WORKSPACE_PREFIX)
     prefix, suffix = hint(plaintext)
     with transaction.atomic():
-        # Lock the workspace row so concurrent mints cannot both pass the limit check.
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-        active = WorkspaceToken.objects.active().filter(workspace=workspace).count()
-        limit = settings.WORKSPACE_TOKEN_LIMIT
-        if active >= limit:
-            raise LimitReached(f"This workspace already has {limit} active tokens; revoke one first.")
+        # Under a lock on the workspace row, so concurrent mints cannot both pass the limit.
+        quota_check(
+            workspace=workspace,
+            resource="tokens",
+            existing=WorkspaceToken.objects.active().filter(workspace=workspace),
+        )
         token = WorkspaceToken.objects.create(
             workspace=workspace,
             name=name or f"{role}-token",
