@@ -29,8 +29,8 @@ from common.errors import ApplicationError
 ORG_ENV_FILE = ".env"
 _PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(_\*)?$")
 _DOCUMENTED = re.compile(r"^\s*#?\s*(?:export\s+)?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
-# Read by Django, Celery and the process manager rather than through our settings module.
-_PROCESS_NAMES = frozenset({"DJANGO_SETTINGS_MODULE", "PORT", "HOST"})
+# Read by Django itself (manage.py, wsgi, celery) before any setting exists.
+_PROCESS_NAMES = frozenset({"DJANGO_SETTINGS_MODULE"})
 
 
 class MissingEnv(ApplicationError):
