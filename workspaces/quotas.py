@@ -34,19 +34,13 @@ def quota_limit(resource: str) -> int:
     return int(getattr(settings, QUOTA_SETTINGS[resource]))
 
 
-def limit_reached(
-    *, resource: str, count: int | None = None, workspace_label: str | None = None
-) -> LimitReached:
+def limit_reached(*, resource: str, count: int | None = None) -> LimitReached:
     """The 409 for one more `resource` than the limit allows; `details.limit` says how many."""
     limit = quota_limit(resource)
-    label = resource.replace("_", " ")
-    where = f"{workspace_label}: " if workspace_label else ""
-    message = f"{where}a workspace may have at most {limit} {label}"
-    message += f" (it would have {count})." if count is not None else "."
-    details: dict[str, object] = {"limit": limit, "resource": resource}
-    if workspace_label:
-        details["workspace"] = workspace_label
-    return LimitReached(message, details=details)
+    label = "active tokens" if resource == "tokens" else resource.replace("_", " ")
+    message = f"A workspace may have at most {limit} {label}"
+    message += f" (this one would have {count})." if count is not None else "; remove one first."
+    return LimitReached(message, details={"limit": limit, "resource": resource})
 
 
 def quota_check(*, workspace: Workspace, resource: str, existing: QuerySet, adding: int = 1) -> None:
