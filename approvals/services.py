@@ -27,6 +27,7 @@ from tokens.principal import Principal
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
 from workspaces.models import Workspace
+from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,11 @@ def approval_create(
     options: list[str] | None = None,
     expires_in_seconds: int = 3600,
 ) -> Approval:
+    """Create a pending approval; at most WORKSPACE_MAX_PENDING_APPROVALS pending per workspace
+    (expired ones do not count, swept or not)."""
     now = timezone.now()
+    pending = Approval.objects.filter(workspace=workspace, status=ApprovalStatus.PENDING, expires_at__gt=now)
+    quota_check(workspace=workspace, resource="pending_approvals", existing=pending)
     approval = Approval.objects.create(
         workspace=workspace,
         action=action,

@@ -11,7 +11,7 @@ from django.db import connections, router
 from django.db.models import QuerySet
 
 from channels_app.adapters import get_adapter
-from channels_app.adapters.base import credential_digest
+from channels_app.adapters.base import credential_digests
 from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
 from channels_app.models import Channel, ChannelMessage
 from common.crypto import decrypt
@@ -78,6 +78,14 @@ class InboundChannel:
         return {**self.public_config, **(secrets if isinstance(secrets, dict) else {})}
 
 
+# `{marks}`: one placeholder per digest (SECRET_KEY and each of SECRET_KEY_FALLBACKS).
+_TELEGRAM_LOOKUP = (
+    "SELECT {columns} FROM {table} WHERE platform = %s AND enabled AND (lookup_key IN ({marks}) OR "
+    "(credential_key <> '' AND credential_key IN (SELECT credential_key FROM {table} "
+    "WHERE platform = %s AND enabled AND lookup_key IN ({marks})))) ORDER BY created_at, id"
+)
+
+
 def _inbound_rows(sql: str, params: list[Any]) -> list[InboundChannel]:
     table = Channel._meta.db_table
     with connections[router.db_for_read(Channel)].cursor() as cursor:
@@ -113,14 +121,14 @@ def webhook_channels(
         secret = headers.get(TELEGRAM_SECRET_HEADER) or ""
         if not secret:
             return [], []
-        digest = credential_digest(platform, secret)
+        # Under SECRET_KEY and its fallbacks: channels stored before a rotation are still found.
+        digests = credential_digests(platform, secret)
+        marks = ", ".join(["%s"] * len(digests))  # placeholders only: the values are parameters
         rows = _inbound_rows(
-            "SELECT {columns} FROM {table} WHERE platform = %s AND enabled AND (lookup_key = %s OR "
-            "(credential_key <> '' AND credential_key IN (SELECT credential_key FROM {table} "
-            "WHERE platform = %s AND enabled AND lookup_key = %s))) ORDER BY created_at, id",
-            [platform, digest, platform, digest],
+            _TELEGRAM_LOOKUP.replace("{marks}", marks),
+            [platform, *digests, platform, *digests],
         )
-        return [c for c in rows if c.lookup_key == digest], rows
+        return [c for c in rows if c.lookup_key in digests], rows
     rows = _inbound_rows(
         "SELECT {columns} FROM {table} WHERE platform = %s AND enabled ORDER BY created_at, id",
         [platform],

@@ -32,6 +32,7 @@ from common.errors import ApplicationError
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
 from workspaces.models import Workspace
+from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,30 @@ def _apply_config(channel: Channel, config: Mapping[str, Any], *, enabled: bool)
     secret_keys = adapter.secret_keys()
     channel.public_config = {k: v for k, v in clean.items() if k not in secret_keys}
     channel.secret_config = json.dumps({k: v for k, v in clean.items() if k in secret_keys}, sort_keys=True)
-    channel.credential_key = credential_digest(channel.platform, adapter.credential(clean))
-    channel.lookup_key = credential_digest(channel.platform, adapter.lookup_value(clean))
+    _apply_digests(channel, adapter, clean)
+
+
+def _apply_digests(channel: Channel, adapter: ChannelAdapter, config: Mapping[str, Any]) -> None:
+    channel.credential_key = credential_digest(channel.platform, adapter.credential(config))
+    channel.lookup_key = credential_digest(channel.platform, adapter.lookup_value(config))
+
+
+def channel_rekey_all(*, batch_size: int = 500) -> int:
+    """Recompute every channel's lookup keys under the current SECRET_KEY (after a rotation);
+    returns how many changed. Idempotent: rows already keyed under it are left alone."""
+    changed = 0
+    queryset = Channel.objects.only(
+        "id", "platform", "public_config", "secret_config", "credential_key", "lookup_key"
+    )
+    for channel in queryset.iterator(chunk_size=batch_size):
+        before = (channel.credential_key, channel.lookup_key)
+        _apply_digests(channel, _adapter(channel.platform), channel.config)
+        if (channel.credential_key, channel.lookup_key) != before:
+            Channel.objects.filter(pk=channel.pk).update(
+                credential_key=channel.credential_key, lookup_key=channel.lookup_key
+            )
+            changed += 1
+    return changed
 
 
 def channel_prepare(
@@ -172,6 +195,9 @@ def channel_create(
         workspace=workspace, platform=platform, config=config, allowlist=allowlist, enabled=enabled, name=name
     )
     with transaction.atomic():
+        quota_check(
+            workspace=workspace, resource="channels", existing=Channel.objects.filter(workspace=workspace)
+        )
         channel.save()
         if channel.enabled:
             _on_commit_register(channel)

@@ -1,6 +1,6 @@
 """Secrets at rest: MultiFernet over ENCRYPTION_KEYS (newest first), so keys can be rotated.
 
-With no ENCRYPTION_KEYS (development), one key is derived from SECRET_KEY.
+With no ENCRYPTION_KEYS (development), keys are derived from SECRET_KEY (and its fallbacks).
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ def _multifernet(keys: tuple[str, ...]) -> MultiFernet:
 
 
 def configured_keys() -> tuple[str, ...]:
+    """ENCRYPTION_KEYS; without them, keys derived from SECRET_KEY and then each of
+    SECRET_KEY_FALLBACKS, so values encrypted before a SECRET_KEY rotation still decrypt."""
     keys = tuple(settings.ENCRYPTION_KEYS)
-    return keys or (_derived_key(settings.SECRET_KEY).decode(),)
+    if keys:
+        return keys
+    return tuple(_derived_key(key).decode() for key in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS))
 
 
 def fernet() -> MultiFernet:

@@ -8,6 +8,7 @@ docs/errors.md; never put upstream text, SQL, secrets or tokens in a message.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -157,8 +158,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, drf_exceptions.NotAcceptable):
         return Response(error_body("Not acceptable.", "not_acceptable"), status=406)
     if isinstance(exc, drf_exceptions.Throttled):
-        if exc.wait:
-            headers["Retry-After"] = str(int(exc.wait))
-        return Response(error_body("Too many requests.", "throttled"), status=429, headers=headers)
+        # Whole seconds, rounded up: "0" would invite an immediate retry that fails again.
+        retry_after = max(1, math.ceil(exc.wait or 1))
+        headers["Retry-After"] = str(retry_after)
+        body = error_body("Too many requests.", "throttled", {"retry_after": retry_after})
+        return Response(body, status=429, headers=headers)
     logger.warning("unmapped API exception %s", type(exc).__name__)
     return Response(error_body("The request failed.", "invalid_request"), status=exc.status_code)

@@ -41,9 +41,13 @@ _METADATA_ADDRESSES = frozenset(
 
 @dataclass(frozen=True)
 class NetworkPolicy:
-    """Which destination addresses a request may reach."""
+    """Which destination addresses a request may reach.
 
-    allow_private: bool = True
+    Private and loopback networks are refused unless the caller opts in: a new caller that
+    forgets to choose gets the safe answer, never a path into the internal network.
+    """
+
+    allow_private: bool = False
 
 
 class HttpError(Exception):
@@ -365,7 +369,7 @@ def open_stream(
     *,
     timeout: float,
     max_bytes: int,
-    policy: NetworkPolicy = NetworkPolicy(),
+    policy: NetworkPolicy,
     headers: Mapping[str, str] | None = None,
     json: Any = None,
     data: bytes | str | Mapping[str, Any] | None = None,
@@ -446,7 +450,7 @@ def http_request(
     *,
     timeout: float,
     max_bytes: int = 4 * 1024 * 1024,
-    policy: NetworkPolicy = NetworkPolicy(),
+    policy: NetworkPolicy,
     headers: Mapping[str, str] | None = None,
     json: Any = None,
     data: bytes | str | Mapping[str, Any] | None = None,

@@ -6,16 +6,22 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+# Every variable name the settings read, so the service can tell its own configuration from the
+# rest of the environment (org.yaml `${VAR}` may never expand one of these).
+READ_NAMES: set[str] = set()
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
     """The variable's value; an empty variable counts as unset."""
+    READ_NAMES.add(name)
     return os.environ.get(name, "").strip() or default
 
 
 def env_bool(name: str, default: bool) -> bool:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -28,6 +34,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -41,6 +48,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 
 
 def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from integrations_project.env import env_bool, env_float, env_int, env_list, env_str
@@ -30,7 +31,12 @@ def _development_secret_key() -> str:
 
 
 DEBUG = env_bool("DEBUG", False)
+# Production (DEBUG off, not SQLite) refuses to start without SECRET_KEY (common.checks).
+SECRET_KEY_FROM_ENVIRONMENT = bool(env_str("SECRET_KEY"))
 SECRET_KEY = env_str("SECRET_KEY") or _development_secret_key()
+# Rotation: the previous keys, comma-separated. Sessions, encrypted values (when derived from
+# SECRET_KEY) and channel lookup keys made with them keep working; see docs/operations.md.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -129,6 +135,20 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# HTTPS in production (`manage.py check --deploy`): all off by default so the embedded default
+# works on plain http://127.0.0.1; docs/operations.md lists the values for a deployment.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy: "HEADER,value", e.g. "HTTP_X_FORWARDED_PROTO,https". Only set it
+# when the proxy always overwrites that header.
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        'SECURE_PROXY_SSL_HEADER must be "HEADER,value", e.g. HTTP_X_FORWARDED_PROTO,https'
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -146,6 +166,16 @@ ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS")
 ADMIN_TOKEN = env_str("ADMIN_TOKEN")
 TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
 WORKSPACE_TOKEN_LIMIT = 50
+# Requests per workspace token (DRF throttle rate: N/s, N/min, N/hour, N/day), counted in the
+# shared cache (Redis when the broker is Redis), so every web process counts together.
+WORKSPACE_TOKEN_RATE = env_str("WORKSPACE_TOKEN_RATE", "1200/min")
+
+# --- Quotas: per workspace; one more → 409 limit_reached (imports included) -------------------
+WORKSPACE_MAX_SCHEDULES = env_int("WORKSPACE_MAX_SCHEDULES", 100, minimum=1)
+WORKSPACE_MAX_CHANNELS = env_int("WORKSPACE_MAX_CHANNELS", 20, minimum=1)
+WORKSPACE_MAX_PLUGINS = env_int("WORKSPACE_MAX_PLUGINS", 50, minimum=1)
+WORKSPACE_MAX_PENDING_APPROVALS = env_int("WORKSPACE_MAX_PENDING_APPROVALS", 200, minimum=1)
+WORKSPACE_MAX_MEMORY_KEYS = env_int("WORKSPACE_MAX_MEMORY_KEYS", 1000, minimum=1)
 
 # --- Workspaces and agents --------------------------------------------------------------------
 WORKSPACE_RUNTIMES = env_list(
@@ -203,6 +233,9 @@ PLUGIN_FETCH_TIMEOUT_SECONDS = env_int("PLUGIN_FETCH_TIMEOUT_SECONDS", 300, mini
 PLUGIN_MAX_TREE_BYTES = env_int("PLUGIN_MAX_TREE_BYTES", 104857600, minimum=1)
 TEMPLATES_DIR = Path(env_str("TEMPLATES_DIR", str(BASE_DIR / "workspace-templates")))
 ORG_TEMPLATES_DIR = Path(env_str("ORG_TEMPLATES_DIR", str(BASE_DIR / "org-templates")))
+# Environment variables an org.yaml `${VAR}` may read besides its folder's .env: names or
+# `PREFIX_*` patterns, comma-separated. The service's own settings never expand.
+ORG_IMPORT_ENV_ALLOW = env_list("ORG_IMPORT_ENV_ALLOW")
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "filesystem://"
@@ -285,6 +318,7 @@ REST_FRAMEWORK = {
         "tokens.authentication.StaffSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tokens.permissions.AdminAuth"],
+    "DEFAULT_THROTTLE_CLASSES": ["tokens.throttling.WorkspaceTokenRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -344,5 +378,21 @@ LOGGING = {
     },
 }
 
-# Cache: shared process-local default; nothing relies on it across processes.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Cache: holds the per-token request counts (WORKSPACE_TOKEN_RATE), which must be shared by
+# every web process, so it is Redis (Django's own backend) whenever the broker is Redis. The
+# embedded default (filesystem broker) keeps a per-process locmem cache.
+CACHE_URL = env_str("CACHE_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "integrations",
+            # A cache outage must not stall requests for long: fail fast.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -35,6 +35,11 @@ class InstalledPluginAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_reinstall_permission(self, request: HttpRequest) -> bool:
+        """Rows are never edited in the form, but a reinstall changes them: `change_…` it is."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
     def delete_model(self, request: HttpRequest, obj: InstalledPlugin) -> None:
         services.plugin_uninstall(workspace=obj.workspace, name=obj.name)
 
@@ -42,13 +47,13 @@ class InstalledPluginAdmin(admin.ModelAdmin):
         for plugin in queryset.select_related("workspace"):
             services.plugin_uninstall(workspace=plugin.workspace, name=plugin.name)
 
-    @admin.action(description="Reinstall from the recorded source")
+    @admin.action(description="Reinstall from the recorded source", permissions=["reinstall"])
     def reinstall(self, request: HttpRequest, queryset: QuerySet[InstalledPlugin]) -> None:
         plugins = list(queryset.select_related("workspace"))
         services.plugin_install_bulk_request(requests=[(p.workspace, p.source) for p in plugins])
         self.message_user(request, f"{len(plugins)} plugin(s) queued for reinstall.", messages.SUCCESS)
 
-    @admin.action(description="Uninstall (remove files)")
+    @admin.action(description="Uninstall (remove files)", permissions=["delete"])
     def uninstall(self, request: HttpRequest, queryset: QuerySet[InstalledPlugin]) -> None:
         count = queryset.count()
         self.delete_queryset(request, queryset)

@@ -32,6 +32,7 @@ from plugins_app.models import InstalledPlugin, PluginStatus
 from plugins_app.registry import PluginManifest, manifest_read
 from plugins_app.selectors import plugin_storage_path, registry_get
 from workspaces.models import Workspace
+from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ def plugin_install_request(
             details={"source": ["No such plugin in the registry."]},
         )
     with transaction.atomic():
+        others = InstalledPlugin.objects.filter(workspace=workspace).exclude(name=spec.name)
+        # A reinstall of a name already there is not one more plugin.
+        quota_check(workspace=workspace, resource="plugins", existing=others)
         plugin, created = InstalledPlugin.objects.select_for_update().get_or_create(
             workspace=workspace,
             name=spec.name,

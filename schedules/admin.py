@@ -123,7 +123,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
         obj.refresh_from_db()
 
-    @admin.action(description="Run now (manual run)")
+    @admin.action(description="Run now (manual run)", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         count = 0
         for schedule in queryset:

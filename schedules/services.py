@@ -35,6 +35,7 @@ from schedules.selectors import run_busy_state
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
 from workspaces.models import Workspace
+from workspaces.quotas import quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,11 @@ def schedule_create(
     _check_name_free(workspace_id=workspace.pk, name=schedule.name)
     try:
         with transaction.atomic():
+            quota_check(
+                workspace=workspace,
+                resource="schedules",
+                existing=Schedule.objects.filter(workspace=workspace),
+            )
             schedule.save(force_insert=True)
     except IntegrityError:
         raise _name_conflict(schedule.name) from None

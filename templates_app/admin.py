@@ -31,6 +31,18 @@ from templates_app.models import (
 )
 from workspaces.models import Workspace
 
+# Org import and bundle upload create workspaces (and everything inside them).
+CREATE_WORKSPACES = "workspaces.add_workspace"
+# A bundle holds a workspace tree with its memory, schedules, channels, plugins and secret keys.
+EXPORT_PERMISSIONS = (
+    "workspaces.view_workspace",
+    "workspaces.view_workspacesecret",
+    "workspaces.view_workspacememory",
+    "schedules.view_schedule",
+    "channels_app.view_channel",
+    "plugins_app.view_installedplugin",
+)
+
 
 class TemplateFileInline(admin.TabularInline):
     model = TemplateFile
@@ -147,7 +159,8 @@ class OrgTemplateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Org templates are folders on disk: a listing with an Import button, no database rows."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_active and request.user.is_staff
+        """The page exists to import: it needs the permission to create workspaces."""
+        return request.user.is_active and request.user.is_staff and request.user.has_perm(CREATE_WORKSPACES)
 
     def get_urls(self) -> list:
         return [
@@ -162,6 +175,8 @@ class OrgTemplateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ]
 
     def listing_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
             "title": "Org templates",
@@ -174,7 +189,7 @@ class OrgTemplateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """Import the org template as a workspace tree (POST only, CSRF protected)."""
         if request.method != "POST":
             return redirect("admin:templates_app_orgtemplate_changelist")
-        if not (request.user.is_active and request.user.is_staff):
+        if not self.has_view_permission(request):
             raise PermissionDenied
         try:
             result = services.org_import(template=slug)
@@ -182,6 +197,8 @@ class OrgTemplateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             extra = ""
             if exc.details and "missing" in exc.details:
                 extra = f" (missing: {', '.join(exc.details['missing'])})"
+            elif exc.details and "names" in exc.details:
+                extra = f" (not allowed: {', '.join(exc.details['names'])})"
             self.message_user(request, f"Import of {slug} failed: {exc.message}{extra}", messages.ERROR)
             return redirect("admin:templates_app_orgtemplate_changelist")
         self.message_user(
@@ -253,6 +270,10 @@ class BundleImportJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """An upload creates a workspace tree: it also needs the permission to create workspaces."""
+        return super().has_add_permission(request) and request.user.has_perm(CREATE_WORKSPACES)
+
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """Upload a bundle; a Celery worker imports it (the same service as POST /bundles/import)."""
         if not self.has_add_permission(request):
@@ -277,8 +298,20 @@ class BundleImportJobAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/templates_app/form_page.html", context)
 
 
-@admin.action(description="Export as bundle (JSON; several selected → a zip of bundles)")
-def export_bundles(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+@admin.action(
+    description="Export as bundle (JSON; several selected → a zip of bundles)", permissions=["view"]
+)
+def export_bundles(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
+    if not request.user.has_perms(EXPORT_PERMISSIONS):
+        modeladmin.message_user(
+            request,
+            "Exporting needs the permission to view workspaces and everything a bundle holds "
+            "(secrets' keys, memory, schedules, channels, plugins).",
+            messages.ERROR,
+        )
+        return None
     workspaces = list(queryset[:100])
     if len(workspaces) == 1:
         bundle = selectors.bundle_export(workspace=workspaces[0])

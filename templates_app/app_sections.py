@@ -40,6 +40,7 @@ def _prefetched(workspace_ids: list[UUID], relation: str) -> list[Workspace]:
 class SchedulesSection(Section):
     key = "schedules"
     app_label = "schedules"
+    quota = "schedules"
 
     def prepare(
         self, *, workspace: Workspace, data: list[dict[str, Any]], context: ImportContext
@@ -102,6 +103,7 @@ class ChannelsSection(Section):
 
     key = "channels"
     app_label = "channels_app"
+    quota = "channels"
 
     def prepare(
         self, *, workspace: Workspace, data: list[dict[str, Any]], context: ImportContext
@@ -158,6 +160,7 @@ class PluginsSection(Section):
 
     key = "plugins"
     app_label = "plugins_app"
+    quota = "plugins"
 
     def prepare(self, *, workspace: Workspace, data: list[str], context: ImportContext) -> list[Any]:
         from common.fetch import parse_source

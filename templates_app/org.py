@@ -1,7 +1,8 @@
 """Org templates: `org.yaml` folders under ORG_TEMPLATES_DIR, listed and imported as a tree.
 
 Import order matters: safe YAML parse (size, depth, no anchors/aliases/tags) → `${VAR}`
-expansion (every missing name reported at once) → shape checks and file references (path
+expansion (values from the folder's `.env` and allowed variables only, see `org_env`; every
+refused or missing name reported at once) → shape checks and file references (path
 guard) → one transaction creating everything (`tree_create`). Nothing is written before the
 last step, and the last step is all or nothing.
 """
@@ -9,7 +10,6 @@ last step, and the last step is all or nothing.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,9 +20,10 @@ from uuid import UUID
 from django.conf import settings
 
 from common.errors import ApplicationError
-from common.paths import read_text_inside, resolve_inside
+from common.paths import InvalidPath, read_text_inside, resolve_inside
 from common.safe_yaml import MAX_YAML_BYTES, load_yaml
 from templates_app.models import WorkspaceTemplate, validate_template_config
+from templates_app.org_env import ORG_ENV_FILE, MissingEnv, org_env_values, org_folder_env, redact
 from templates_app.sections import ImportContext, check_memory_key
 from templates_app.tree import (
     ErrorCollector,
@@ -63,11 +64,6 @@ SCHEDULE_KEYS = {"name", "expression", "timezone", "prompt", "prompt_file", "ena
 CHANNEL_KEYS = {"platform", "config", "allowlist", "name", "enabled"}
 
 
-class MissingEnv(ApplicationError):
-    code = "missing_env"
-    message = "Environment variables used by the org template are not set."
-
-
 def _strings(document: Any):
     """Every string value of a parsed document (iteratively: documents are at most 64 deep)."""
     stack = [document]
@@ -91,9 +87,9 @@ def env_names(document: Any) -> list[str]:
     return sorted(names)
 
 
-def env_expand(document: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace `${VAR}` in every string value; 400 `missing_env` naming every missing one."""
-    environ = os.environ if environ is None else environ
+def env_expand(document: Any, environ: Mapping[str, str]) -> Any:
+    """Replace `${VAR}` in every string value with its value in `environ` (the values
+    `org_env_values` resolved); 400 `missing_env` naming every missing one."""
     missing = [name for name in env_names(document) if name not in environ]
     if missing:
         raise MissingEnv(
@@ -132,6 +128,13 @@ def org_template_folder(*, slug: str) -> Path:
             f"No org template {slug!r}.", details={"template": ["No org template with this slug."]}
         )
     return folder
+
+
+def _read_reference(root: Path, reference: str) -> str:
+    """A file an org.yaml references; never a folder's `.env`, whose values are for `${VAR}`."""
+    if resolve_inside(root, reference).name == ORG_ENV_FILE:
+        raise InvalidPath(f"The file reference {reference!r} names an org's .env file.")
+    return read_text_inside(root, reference)
 
 
 def _read_org_yaml(folder: Path) -> bytes:
@@ -188,7 +191,8 @@ def org_template_list() -> list[OrgTemplateInfo]:
                 name=name if isinstance(name, str) else entry.name,
                 description=description if isinstance(description, str) else "",
                 workspace_count=_count_nodes(document),
-                required_env=env_names(document),
+                # What the operator must still provide: the folder's own .env covers the rest.
+                required_env=[n for n in env_names(document) if n not in org_folder_env(folder)],
             )
         )
     return found
@@ -218,7 +222,7 @@ def _plan_schedules(raw: Any, label: str, root: Path, errors: ErrorCollector) ->
             continue
         prompt = item.get("prompt")
         if "prompt_file" in item:
-            prompt = read_text_inside(root, item["prompt_file"])
+            prompt = _read_reference(root, item["prompt_file"])
         if not isinstance(prompt, str):
             errors.add(f"{where}.prompt", "Required: a string (or prompt_file).")
             continue
@@ -385,7 +389,7 @@ def org_plan(*, document: Any, root: Path) -> OrgPlan:
             errors.add(label, "Give system_prompt or system_prompt_file, not both.")
         config = {**(template.config if template else {}), **fields.get("config", {})}
         if "system_prompt_file" in raw:
-            config["system_prompt"] = read_text_inside(root, raw["system_prompt_file"])
+            config["system_prompt"] = _read_reference(root, raw["system_prompt_file"])
         elif "system_prompt" in raw:
             if not isinstance(raw["system_prompt"], str):
                 errors.add(f"{label}.system_prompt", "Must be a string.")
@@ -458,7 +462,14 @@ def org_import(
         root = _org_root()
         raw = org_yaml or ""
     document = load_yaml(raw)
-    document = env_expand(document, environ)
-    plan = org_plan(document=document, root=root)
-    result = tree_create(nodes=plan.nodes, context=ImportContext(mode="org"), progress=progress)
+    # An inline org.yaml has no folder of its own, hence no .env.
+    values = org_env_values(
+        names=env_names(document), folder=root if template is not None else None, environ=environ
+    )
+    document = env_expand(document, values)
+    try:
+        plan = org_plan(document=document, root=root)
+        result = tree_create(nodes=plan.nodes, context=ImportContext(mode="org"), progress=progress)
+    except ApplicationError as exc:
+        raise redact(exc, values) from None
     return OrgImportResult(org=plan.name, root_ids=result.root_ids, workspaces=result.workspaces)

@@ -53,6 +53,8 @@ class Section:
 
     key: ClassVar[str]
     app_label: ClassVar[str | None] = None
+    # The per-workspace limit (workspaces.quotas) an import must respect for this kind of data.
+    quota: ClassVar[str | None] = None
 
     @classmethod
     def available(cls) -> bool:
@@ -94,6 +96,7 @@ class SecretsSection(Section):
 
 class MemorySection(Section):
     key = "memory"
+    quota = "memory_keys"
 
     def prepare(self, *, workspace: Workspace, data: dict[str, Any], context: ImportContext) -> list[Any]:
         return [WorkspaceMemory(workspace=workspace, key=key, value=value) for key, value in data.items()]

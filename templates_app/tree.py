@@ -27,6 +27,7 @@ from templates_app.models import WorkspaceOrigin
 from templates_app.sections import BULK_BATCH_SIZE, ImportContext, section_unavailable, sections
 from workspaces.api.serializers import validate_agent_url
 from workspaces.models import MAX_CONCURRENT_TASKS_LIMIT, Workspace
+from workspaces.quotas import limit_reached, quota_limit
 from workspaces.services import InvalidParent, runtime_normalize
 
 Progress = Callable[[str, int, int], None]
@@ -198,9 +199,11 @@ def tree_create(
                     if not value:
                         continue
                     try:
-                        prepared[section.key].extend(
-                            section.prepare(workspace=workspace, data=value, context=context)
-                        )
+                        items = section.prepare(workspace=workspace, data=value, context=context)
+                        # Every node is a new workspace: its own items are all it will have.
+                        if section.quota and len(items) > quota_limit(section.quota):
+                            raise limit_reached(resource=section.quota, count=len(items))
+                        prepared[section.key].extend(items)
                     except ApplicationError as exc:
                         exc.details = {**(exc.details or {}), "node": [node.label]}
                         exc.message = f"{node.label}: {exc.message}"

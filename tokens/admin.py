@@ -50,7 +50,7 @@ class _TokenAdminBase(admin.ModelAdmin):
     def active_display(self, obj: Any) -> bool:
         return obj.is_active()
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Through the same service as the API, one token at a time (`revoke` per subclass)."""
         active = list(queryset.filter(revoked_at__isnull=True))
@@ -85,6 +85,8 @@ class WorkspaceTokenAdmin(_TokenAdminBase):
         "workspace",
         "role",
         "created_by",
+        "created_by_token",
+        "created_by_admin_token",
         "created_at",
         "last_used_at",
         "expires_at",
@@ -137,6 +139,11 @@ class AdminTokenAdmin(_TokenAdminBase):
 
     def revoke(self, request: HttpRequest, token: AdminToken) -> None:
         services.admin_token_revoke(token=token)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """An admin token is a full API admin, which only a superuser session is: minting one
+        with `add_admintoken` alone would let other staff escalate."""
+        return request.user.is_superuser and super().has_add_permission(request)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:

@@ -36,7 +36,11 @@ class BearerTokenAuthentication(BaseAuthentication):
 
 
 class StaffSessionAuthentication(SessionAuthentication):
-    """The admin console's session counts as admin for active staff users; CSRF applies."""
+    """The admin console's session is an admin credential for active superusers; CSRF applies.
+
+    Other staff have model permissions in the console, which the API does not check: their
+    session is a `limited_staff` principal, refused (403) by every permission class.
+    """
 
     def authenticate(self, request: Request) -> tuple[Any, Principal] | None:
         result = super().authenticate(request)
@@ -45,4 +49,5 @@ class StaffSessionAuthentication(SessionAuthentication):
         user = result[0]
         if not (user.is_active and user.is_staff):
             return None
-        return user, Principal(kind="staff", name=user.get_username())
+        kind = "staff" if user.is_superuser else "limited_staff"
+        return user, Principal(kind=kind, name=user.get_username())

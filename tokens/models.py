@@ -57,6 +57,18 @@ class BaseToken(models.Model):
 class WorkspaceToken(BaseToken):
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="tokens")
     role = models.CharField(max_length=16, choices=TokenRole.choices, default=TokenRole.AGENT)
+    # The token that minted this one, if a token did: revoking a token revokes what it minted.
+    created_by_token = models.ForeignKey(
+        "self", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="minted"
+    )
+    created_by_admin_token = models.ForeignKey(
+        "tokens.AdminToken",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="minted",
+    )
 
     class Meta:
         ordering = ("-created_at", "-id")

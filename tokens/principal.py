@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-PrincipalKind = Literal["workspace_token", "admin_token", "env_admin", "staff"]
+# "staff" is a superuser's console session (an admin credential); "limited_staff" is any other
+# staff session: it authenticates (so it is a 403, not a 401) but may do nothing on the API.
+PrincipalKind = Literal["workspace_token", "admin_token", "env_admin", "staff", "limited_staff"]
 ENV_ADMIN_NAME = "ADMIN_TOKEN"
 
 
@@ -17,14 +20,15 @@ class Principal:
     workspace_id: UUID | None = None
     role: str | None = None
     token_id: UUID | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
-        return self.kind != "workspace_token"
+        return self.kind in ("admin_token", "env_admin", "staff")
 
     @property
     def is_operator(self) -> bool:
-        """Admins and operator tokens: may decide approvals and mint operator tokens."""
+        """Admins and operator tokens: may decide approvals, mint tokens, repoint a workspace."""
         return self.is_admin or self.role == "operator"
 
     def can_access(self, workspace_id: UUID) -> bool:

@@ -24,4 +24,9 @@ class StaffSessionScheme(OpenApiAuthenticationExtension):
     name = "staffSession"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "sessionid",
+            "description": "Admin console session of a superuser (other staff: 403). CSRF applies.",
+        }

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from common.errors import ApplicationError, Forbidden, NotFound
@@ -23,13 +24,9 @@ from tokens.secrets import (
     same_hash,
 )
 from workspaces.models import Workspace
+from workspaces.quotas import quota_check
 
 MIN_ENV_ADMIN_TOKEN_LENGTH = 32
-
-
-class LimitReached(ApplicationError):
-    status_code = 409
-    code = "limit_reached"
 
 
 @dataclass(frozen=True)
@@ -46,6 +43,34 @@ def _expiry(expires_in_days: int | None) -> timezone.datetime | None:
     return timezone.now() + timedelta(days=expires_in_days)
 
 
+def _minted_expiry(*, creator: Principal, expires_in_days: int | None) -> timezone.datetime | None:
+    """A minted token never outlives the token that minted it.
+
+    No requested expiry: the creator's own expiry is inherited. A requested expiry after the
+    creator's is refused (400) rather than silently shortened, so the caller knows what it got.
+    """
+    requested = _expiry(expires_in_days)
+    if creator.expires_at is None:
+        return requested
+    if requested is None:
+        return creator.expires_at
+    if requested > creator.expires_at:
+        message = "The token would outlive the credential creating it; ask for fewer days."
+        raise ApplicationError(
+            message,
+            details={"expires_in_days": [f"Must end by {creator.expires_at.isoformat()}."]},
+        )
+    return requested
+
+
+def _creator_links(creator: Principal) -> dict[str, object]:
+    if creator.kind == "workspace_token":
+        return {"created_by_token_id": creator.token_id}
+    if creator.kind == "admin_token":
+        return {"created_by_admin_token_id": creator.token_id}
+    return {}
+
+
 def workspace_token_create(
     *,
     workspace: Workspace,
@@ -54,18 +79,23 @@ def workspace_token_create(
     role: str = TokenRole.AGENT,
     expires_in_days: int | None = None,
 ) -> MintedToken:
-    """Mint a workspace token; at most WORKSPACE_TOKEN_LIMIT active per workspace."""
-    if role == TokenRole.OPERATOR and not creator.is_operator:
-        raise Forbidden("Only an operator token or an admin may create an operator token.")
+    """Mint a workspace token; at most WORKSPACE_TOKEN_LIMIT active per workspace.
+
+    Only operator tokens and admin credentials mint: an agent token minting tokens could
+    multiply itself past its revocation.
+    """
+    if not creator.is_operator:
+        raise Forbidden("Only an operator token or an admin may create tokens.")
+    expires_at = _minted_expiry(creator=creator, expires_in_days=expires_in_days)
     plaintext = generate_token(WORKSPACE_PREFIX)
     prefix, suffix = hint(plaintext)
     with transaction.atomic():
-        # Lock the workspace row so concurrent mints cannot both pass the limit check.
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-        active = WorkspaceToken.objects.active().filter(workspace=workspace).count()
-        limit = settings.WORKSPACE_TOKEN_LIMIT
-        if active >= limit:
-            raise LimitReached(f"This workspace already has {limit} active tokens; revoke one first.")
+        # Under a lock on the workspace row, so concurrent mints cannot both pass the limit.
+        quota_check(
+            workspace=workspace,
+            resource="tokens",
+            existing=WorkspaceToken.objects.active().filter(workspace=workspace),
+        )
         token = WorkspaceToken.objects.create(
             workspace=workspace,
             name=name or f"{role}-token",
@@ -74,7 +104,8 @@ def workspace_token_create(
             hint_prefix=prefix,
             hint_suffix=suffix,
             created_by=creator.name,
-            expires_at=_expiry(expires_in_days),
+            expires_at=expires_at,
+            **_creator_links(creator),
         )
     return MintedToken(token=token, plaintext=plaintext)
 
@@ -93,6 +124,22 @@ def workspace_token_revoke(*, workspace: Workspace, token_id: object, actor: Pri
             raise Forbidden("Only an operator token or an admin may revoke an operator token.")
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        _revoke_minted(WorkspaceToken.objects.filter(created_by_token=token), now=token.revoked_at)
+
+
+def _revoke_minted(children: QuerySet[WorkspaceToken], *, now: timezone.datetime) -> int:
+    """Revoke `children` and everything they minted, level by level (chains are short: at most
+    WORKSPACE_TOKEN_LIMIT active tokens per workspace). Returns how many were revoked."""
+    total = 0
+    level = list(children.filter(revoked_at__isnull=True).values_list("pk", flat=True))
+    while level:
+        total += WorkspaceToken.objects.filter(pk__in=level, revoked_at__isnull=True).update(revoked_at=now)
+        level = list(
+            WorkspaceToken.objects.filter(created_by_token__in=level, revoked_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+    return total
 
 
 def admin_token_create(*, name: str, created_by: str, expires_in_days: int | None = None) -> MintedToken:
@@ -110,8 +157,11 @@ def admin_token_create(*, name: str, created_by: str, expires_in_days: int | Non
 
 
 def admin_token_revoke(*, token: AdminToken) -> None:
-    if token.revoked_at is None:
-        AdminToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke an admin token and every workspace token it minted (transitively)."""
+    now = timezone.now()
+    with transaction.atomic():
+        AdminToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+        _revoke_minted(WorkspaceToken.objects.filter(created_by_admin_token=token), now=now)
 
 
 def _touch(model: type[WorkspaceToken] | type[AdminToken], token: WorkspaceToken | AdminToken) -> None:
@@ -142,11 +192,12 @@ def token_authenticate(raw: str) -> Principal | None:
             workspace_id=token.workspace_id,
             role=token.role,
             token_id=token.id,
+            expires_at=token.expires_at,
         )
     if ADMIN_TOKEN_RE.match(raw):
         admin = AdminToken.objects.active().filter(token_hash=digest).first()
         if admin is None or not same_hash(admin.token_hash, digest):
             return None
         _touch(AdminToken, admin)
-        return Principal(kind="admin_token", name=admin.name, token_id=admin.id)
+        return Principal(kind="admin_token", name=admin.name, token_id=admin.id, expires_at=admin.expires_at)
     return None

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from common.errors import ApplicationError, Conflict, NotFound
 from workspaces.models import Workspace, WorkspaceMemory, WorkspaceSecret
+from workspaces.quotas import quota_check
 from workspaces.selectors import workspace_ancestor_ids
 
 
@@ -132,7 +133,11 @@ def secret_delete(*, workspace: Workspace, key: str) -> None:
         raise NotFound("Secret not found.")
 
 
+@transaction.atomic
 def memory_set(*, workspace: Workspace, key: str, value: Any) -> WorkspaceMemory:
+    """Create or replace an entry; a new key counts against WORKSPACE_MAX_MEMORY_KEYS."""
+    others = WorkspaceMemory.objects.filter(workspace=workspace).exclude(key=key)
+    quota_check(workspace=workspace, resource="memory_keys", existing=others)
     entry, _ = WorkspaceMemory.objects.update_or_create(
         workspace=workspace, key=key, defaults={"value": value}
     )

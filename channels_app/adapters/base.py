@@ -148,11 +148,23 @@ def split_text(text: str, limit: int) -> list[str]:
     return parts
 
 
-def credential_digest(platform: str, value: str) -> str:
-    """A keyed hash of a credential, so channels sharing one can be found without decrypting."""
+def credential_digest(platform: str, value: str, *, secret_key: str | None = None) -> str:
+    """A keyed hash of a credential, so channels sharing one can be found without decrypting.
+
+    Keyed on SECRET_KEY (or `secret_key`); lookups also try SECRET_KEY_FALLBACKS
+    (`credential_digests`), and `manage.py rekey_channels` rewrites stored keys after a rotation.
+    """
     if not value:
         return ""
-    return hmac.digest(_digest_key(settings.SECRET_KEY), f"{platform}:{value}".encode(), "sha256").hex()
+    key = _digest_key(settings.SECRET_KEY if secret_key is None else secret_key)
+    return hmac.digest(key, f"{platform}:{value}".encode(), "sha256").hex()
+
+
+def credential_digests(platform: str, value: str) -> tuple[str, ...]:
+    """The digest under SECRET_KEY first, then under each of SECRET_KEY_FALLBACKS: rows stored
+    before a rotation are still found until they are re-keyed."""
+    keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    return tuple(dict.fromkeys(credential_digest(platform, value, secret_key=key) for key in keys))
 
 
 @functools.lru_cache(maxsize=4)

@@ -73,7 +73,10 @@ class OrgTemplateSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     workspace_count = serializers.IntegerField()
-    required_env = serializers.ListField(child=serializers.CharField())
+    required_env = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="`${VAR}` names the org.yaml uses that its folder's .env does not provide.",
+    )
 
 
 class OrgImportRequestSerializer(StrictSerializer):

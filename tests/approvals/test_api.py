@@ -340,7 +340,7 @@ def test_env_admin_token_is_recorded_as_ADMIN_TOKEN(api, settings, workspace, ap
 
 
 def test_staff_session_decided_by_is_the_username(api, workspace, approval, django_user_model):
-    user = django_user_model.objects.create_user("olivia", password="pw", is_staff=True)
+    user = django_user_model.objects.create_user("olivia", password="pw", is_staff=True, is_superuser=True)
     api.force_login(user)
     response = api.post(url(workspace, f"/{approval.id}/decide"), {"decision": "approve"}, format="json")
     assert response.status_code == 200

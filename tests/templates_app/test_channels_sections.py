@@ -30,6 +30,7 @@ workspaces:
 @pytest.fixture(autouse=True)
 def no_webhook_registration(settings, monkeypatch):
     settings.PUBLIC_BASE_URL = ""
+    settings.ORG_IMPORT_ENV_ALLOW = ["TG_TOKEN"]
     monkeypatch.setenv("TG_TOKEN", BOT_TOKEN)
 
 

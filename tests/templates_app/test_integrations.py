@@ -33,6 +33,7 @@ def queued_installs(monkeypatch):
 @pytest.fixture
 def acme_env(monkeypatch, settings):
     settings.PUBLIC_BASE_URL = ""
+    settings.ORG_IMPORT_ENV_ALLOW = ["ACME_*"]
     monkeypatch.setenv("ACME_TELEGRAM_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("ACME_TELEGRAM_CHAT_ID", "-100777")
     services.template_sync_dir(root=REPO / "workspace-templates")
@@ -82,13 +83,22 @@ def test_example_org_import(as_admin, acme_env, queued_installs, django_capture_
     assert {p.status for p in installed_plugin_list(workspace=coder)} == {"installing"}
 
 
-def test_example_org_needs_its_env(as_admin, monkeypatch):
+def test_example_org_needs_its_env(as_admin, monkeypatch, settings):
     services.template_sync_dir(root=REPO / "workspace-templates")
     monkeypatch.delenv("ACME_TELEGRAM_BOT_TOKEN", raising=False)
     monkeypatch.delenv("ACME_TELEGRAM_CHAT_ID", raising=False)
+    names = ["ACME_TELEGRAM_BOT_TOKEN", "ACME_TELEGRAM_CHAT_ID"]
     response = as_admin.post("/org/import", {"template": "acme"}, format="json")
     assert response.status_code == 400
-    assert response.json()["details"] == {"missing": ["ACME_TELEGRAM_BOT_TOKEN", "ACME_TELEGRAM_CHAT_ID"]}
+    assert response.json() | {"error": ""} == {
+        "error": "",
+        "code": "env_not_allowed",
+        "details": {"names": names},
+    }
+    settings.ORG_IMPORT_ENV_ALLOW = ["ACME_*"]
+    response = as_admin.post("/org/import", {"template": "acme"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"] == {"missing": names}
 
 
 THREE = """

@@ -150,7 +150,8 @@ def test_shipped_example_org_is_listed(as_admin, settings):
 # --- ${VAR} expansion -------------------------------------------------------------------------
 
 
-def test_env_expansion_and_every_missing_name(as_admin, org_root, monkeypatch):
+def test_env_expansion_and_every_missing_name(as_admin, org_root, monkeypatch, settings):
+    settings.ORG_IMPORT_ENV_ALLOW = ["ORG_NAME", "MISSING_*"]
     text = (
         "name: ${ORG_NAME}\nworkspaces:\n  - name: A\n    role: '${MISSING_ONE}'\n"
         "    memory: {k: '${MISSING_TWO} ${ORG_NAME} $${LITERAL}'}\n"

@@ -133,10 +133,16 @@ def test_other_workspace_token_is_403(world, method, suffix, body, _ok, target):
     assert response.json()["code"] == "forbidden"
 
 
+# Routes of its own workspace an agent token may not use (only operators and admins mint).
+AGENT_FORBIDDEN = {("post", "/tokens")}
+
+
 @pytest.mark.parametrize("role", ["agent", "operator"])
 @pytest.mark.parametrize("method, suffix, body, ok", WORKSPACE_ROUTES)
 def test_own_workspace_token_succeeds(world, role, method, suffix, body, ok):
     response = _call(_client(world[role]), method, _url(world, suffix), body)
+    if role == "agent" and (method, suffix) in AGENT_FORBIDDEN:
+        ok = 403
     assert response.status_code == ok, response.content
 
 
@@ -153,7 +159,7 @@ def _admin_client(world, kind):
         return _client(world["admin"])
     if kind == "env_admin":
         return _client(ENV_ADMIN)
-    user = get_user_model().objects.create_user("staff", password="pw", is_staff=True)
+    user = get_user_model().objects.create_user("staff", password="pw", is_staff=True, is_superuser=True)
     client = APIClient()
     client.force_login(user)
     return client
@@ -182,7 +188,7 @@ def test_non_staff_session_is_not_admin(world):
 
 
 def test_staff_session_needs_csrf_for_writes(world):
-    user = get_user_model().objects.create_user("staff2", password="pw", is_staff=True)
+    user = get_user_model().objects.create_user("staff2", password="pw", is_staff=True, is_superuser=True)
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.get("/workspaces").status_code == 200
@@ -197,10 +203,9 @@ def test_agent_and_operator_differences(world):
         client = _client(world[role])
         assert client.delete(f"/workspaces/{ws.id}").status_code == 403
         assert client.patch(f"/workspaces/{ws.id}", {"tier": 1}, format="json").status_code == 403
-    agent_try = _client(world["agent"]).post(
-        f"/workspaces/{ws.id}/tokens", {"role": "operator"}, format="json"
-    )
-    assert agent_try.status_code == 403
+    for role in ("agent", "operator"):
+        agent_try = _client(world["agent"]).post(f"/workspaces/{ws.id}/tokens", {"role": role}, format="json")
+        assert agent_try.status_code == 403
     operator_try = _client(world["operator"]).post(
         f"/workspaces/{ws.id}/tokens", {"role": "operator"}, format="json"
     )

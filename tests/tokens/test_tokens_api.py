@@ -33,7 +33,18 @@ def test_create_returns_plaintext_once_and_stores_only_hash(as_admin, workspace)
     assert WORKSPACE_TOKEN_RE.match(plaintext)
     assert body["masked"] == f"{plaintext[:8]}…{plaintext[-4:]}"
     assert body["role"] == "agent"
-    assert set(body) == {"id", "name", "role", "masked", "created_at", "last_used_at", "expires_at", "token"}
+    assert set(body) == {
+        "id",
+        "name",
+        "role",
+        "masked",
+        "created_by",
+        "created_by_token_id",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "token",
+    }
 
     row = _raw_row("tokens_workspacetoken", body["id"])
     assert all(plaintext not in str(value) for value in row), "a column holds the plaintext"
@@ -132,7 +143,7 @@ def test_operator_token_creation_rules(api, workspace, agent_token, operator_tok
     denied = api.post(f"/workspaces/{workspace.id}/tokens", {"role": "operator"}, format="json")
     assert denied.status_code == 403
     assert denied.json()["code"] == "forbidden"
-    assert api.post(f"/workspaces/{workspace.id}/tokens", {"role": "agent"}, format="json").status_code == 201
+    assert api.post(f"/workspaces/{workspace.id}/tokens", {"role": "agent"}, format="json").status_code == 403
 
     api.credentials(**bearer(operator_token))
     allowed = api.post(f"/workspaces/{workspace.id}/tokens", {"role": "operator"}, format="json")

@@ -10,10 +10,26 @@ from tokens.models import TokenRole, WorkspaceToken
 
 class TokenSerializer(serializers.ModelSerializer):
     masked = serializers.CharField(read_only=True)
+    created_by = serializers.CharField(
+        read_only=True, help_text="Name of the credential (token, admin token, user) that minted it."
+    )
+    created_by_token_id = serializers.UUIDField(
+        read_only=True, allow_null=True, help_text="The workspace token that minted it, if one did."
+    )
 
     class Meta:
         model = WorkspaceToken
-        fields = ("id", "name", "role", "masked", "created_at", "last_used_at", "expires_at")
+        fields = (
+            "id",
+            "name",
+            "role",
+            "masked",
+            "created_by",
+            "created_by_token_id",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+        )
         read_only_fields = fields
 
 

@@ -49,7 +49,12 @@ class TokenListCreateView(WorkspaceScopedView):
 
     @extend_schema(
         summary="Create a workspace token",
-        description="The plaintext `token` is returned once. At most 50 active tokens per workspace.",
+        description=(
+            "The plaintext `token` is returned once. At most 50 active tokens per workspace. Only "
+            "operator tokens and admin credentials mint (agent token → 403). A token minted by an "
+            "expiring credential inherits its expiry; a later `expires_in_days` is a 400. "
+            "Revoking a token revokes the tokens it minted."
+        ),
         request=TokenCreateSerializer,
         responses={201: CreatedTokenSerializer, 409: ErrorSerializer, **ERRORS},
     )

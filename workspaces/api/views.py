@@ -31,6 +31,9 @@ from workspaces.filters import WorkspaceFilter
 from workspaces.models import WorkspaceMemory, WorkspaceSecret
 
 ADMIN_ONLY_FIELDS = ("runtime", "tier", "parent_id")
+# Where the worker sends requests and how many at once: an agent token could otherwise point
+# its workspace at an internal service (SSRF) or claim more delivery capacity.
+OPERATOR_FIELDS = ("url", "max_concurrent_tasks")
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
@@ -79,7 +82,10 @@ class WorkspaceDetailView(WorkspaceScopedView):
 
     @extend_schema(
         summary="Update a workspace",
-        description="`runtime`, `tier` and `parent_id` need admin credentials.",
+        description=(
+            "`runtime`, `tier` and `parent_id` need admin credentials; `url` and "
+            "`max_concurrent_tasks` need an operator token or admin credentials (agent token → 403)."
+        ),
         request=WorkspaceInputSerializer(partial=True),
         responses={200: WorkspaceSerializer, **ERRORS},
     )
@@ -89,6 +95,11 @@ class WorkspaceDetailView(WorkspaceScopedView):
         restricted = [f for f in ADMIN_ONLY_FIELDS if f in serializer.validated_data]
         if restricted and not self.principal.is_admin:
             raise Forbidden(f"Changing {', '.join(restricted)} needs admin credentials.")
+        operator_only = [f for f in OPERATOR_FIELDS if f in serializer.validated_data]
+        if operator_only and not self.principal.is_operator:
+            raise Forbidden(
+                f"Changing {', '.join(operator_only)} needs an operator token or admin credentials."
+            )
         workspace = services.workspace_update(workspace=self.workspace, data=dict(serializer.validated_data))
         return Response(WorkspaceSerializer(workspace).data)
 
