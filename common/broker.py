@@ -15,7 +15,7 @@ from kombu.exceptions import ChannelError
 
 logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 2.0
-NOT_FOUND = 404
+NOT_FOUND = "404"
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def _depth(channel, queue: str) -> int:
         return int(channel.queue_declare(queue=queue, passive=True).message_count)
     except ChannelError as exc:
         # Redis drops an empty list, and kombu answers "no such queue" for it.
-        if getattr(exc, "reply_code", None) == NOT_FOUND:
+        if str(getattr(exc, "reply_code", "")) == NOT_FOUND:  # kombu's virtual transports: "404"
             return 0
         raise
 
