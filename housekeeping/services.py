@@ -38,10 +38,12 @@ BatchHook = Callable[[str, int, float], None]
 
 @dataclass(frozen=True)
 class Part:
-    """One kind of history: a name for reports and the querysets of its prunable rows."""
+    """One kind of history: a name for reports, the querysets of its prunable rows, and the
+    indexed time column batches walk along."""
 
     name: str
     querysets: Callable[[datetime], Iterator[QuerySet]]
+    key: str = "created_at"
 
 
 def _days_ago(now: datetime, days: int) -> datetime:
@@ -114,28 +116,32 @@ PARTS = (
     Part("approvals", _approvals),
     Part("template_import_jobs", _jobs(TemplateImportJob)),
     Part("bundle_import_jobs", _jobs(BundleImportJob)),
-    Part("agent_delivery_markers", _stale_delivery_markers),
+    Part("agent_delivery_markers", _stale_delivery_markers, key="started_at"),
 )
 
 
-def _delete_in_batches(queryset: QuerySet, *, part: str, batch_size: int, on_batch: BatchHook | None) -> int:
+def _delete_in_batches(queryset: QuerySet, *, part: Part, batch_size: int, on_batch: BatchHook | None) -> int:
     """Delete the queryset's rows, `batch_size` at a time, each batch its own short transaction.
 
-    The ids are read first (through the index), then deleted with the same conditions again, so a
-    row that became pending in between stays.
+    Batches walk the time index from the oldest row and each starts where the last one ended,
+    so none re-reads the index entries its predecessors left dead (until VACUUM removes them).
+    The ids are read first, then deleted with the same conditions again, so a row that became
+    pending in between stays.
     """
     total = 0
     while True:
-        ids = list(queryset.order_by().values_list("pk", flat=True)[:batch_size])
-        if not ids:
+        rows = list(queryset.order_by(part.key).values_list("pk", part.key)[:batch_size])
+        if not rows:
             return total
+        ids = [pk for pk, _ in rows]
         started = time.perf_counter()
         deleted = queryset.filter(pk__in=ids).delete()[1].get(queryset.model._meta.label, 0)
         if on_batch is not None:
-            on_batch(part, deleted, time.perf_counter() - started)
+            on_batch(part.name, deleted, time.perf_counter() - started)
         total += deleted
-        if len(ids) < batch_size:
+        if len(rows) < batch_size:
             return total
+        queryset = queryset.filter(**{f"{part.key}__gte": rows[-1][1]})
 
 
 def history_prune(
@@ -155,9 +161,7 @@ def history_prune(
             if dry_run:
                 count += queryset.count()
             else:
-                count += _delete_in_batches(
-                    queryset, part=part.name, batch_size=batch_size, on_batch=on_batch
-                )
+                count += _delete_in_batches(queryset, part=part, batch_size=batch_size, on_batch=on_batch)
         report[part.name] = count
     if not dry_run and any(report.values()):
         logger.info("pruned history: %s", ", ".join(f"{name}={n}" for name, n in report.items() if n))

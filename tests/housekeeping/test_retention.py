@@ -232,3 +232,11 @@ def test_beat_task_prunes(schedule, settings):
     assert "housekeeping.prune_history" in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert prune_history.apply().get()["schedule_runs_by_age"] == 1
     assert _left(ScheduleRun) == 0
+
+
+def test_batches_sharing_one_timestamp_miss_no_row(schedule):
+    """Each batch starts at the last one's time (inclusive): rows of that same instant still go."""
+    for _ in range(5):
+        _run(schedule, at=NOW - 100 * DAY)
+    assert history_prune(now=NOW, batch_size=2)["schedule_runs_by_age"] == 5
+    assert _left(ScheduleRun) == 0
