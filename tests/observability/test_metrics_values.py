@@ -260,3 +260,24 @@ def test_counters_of_every_process_are_summed(client):
     children = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env) for _ in range(3)]
     assert [child.wait(timeout=120) for child in children] == [0, 0, 0]
     assert value(scrape(client), hooks, platform="slack", outcome="ignored") - before == 15
+
+
+def test_processes_write_in_multiprocess_mode():
+    from prometheus_client import values as prometheus_values
+
+    assert prometheus_values.ValueClass.__name__ == "MmapedValue"
+
+
+def test_reset_metrics_empties_the_directory_before_a_start(settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.PROMETHEUS_MULTIPROC_DIR = tmp_path
+    (tmp_path / "counter_12345.db").write_bytes(b"")
+    (tmp_path / "histogram_12345.db").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("kept")
+    out = StringIO()
+    call_command("reset_metrics", stdout=out)
+    assert "removed 2" in out.getvalue()
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
