@@ -281,3 +281,29 @@ def test_reset_metrics_empties_the_directory_before_a_start(settings, tmp_path):
     call_command("reset_metrics", stdout=out)
     assert "removed 2" in out.getvalue()
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_the_example_dashboard_and_alerts_use_only_metrics_that_exist(client, empty_queues):
+    import re
+
+    import yaml
+
+    from observability import metrics
+
+    families = {sample_name for sample_name, _labels in scrape(client)}
+    for instrument in (
+        metrics.agent_call_seconds,
+        metrics.schedule_dispatch_lag_seconds,
+        metrics.schedule_runs_finished,
+        metrics.webhook_requests,
+        metrics.channel_sends,
+    ):
+        for family in instrument.describe():
+            suffixes = ("_bucket", "_count", "_sum") if family.type == "histogram" else ("_total",)
+            families |= {family.name + suffix for suffix in suffixes}
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    rules = yaml.safe_load((ROOT / "docs" / "prometheus-alerts.yml").read_text())
+    expressions += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in expressions for name in re.findall(r"\bintegrations_[a-z_]+", expr)}
+    assert used and used <= families, used - families
