@@ -230,6 +230,10 @@ def test_dry_run_command_shows_what_would_go_and_deletes_nothing(schedule, works
 def test_beat_task_prunes(schedule, settings):
     _run(schedule, at=timezone.now() - 91 * DAY)
     assert "housekeeping.prune_history" in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    from integrations_project.celery import app
+
+    app.loader.import_default_modules()
+    assert "housekeeping.prune_history" in app.tasks  # a worker finds it
     assert prune_history.apply().get()["schedule_runs_by_age"] == 1
     assert _left(ScheduleRun) == 0
 
