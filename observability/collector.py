@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -27,7 +27,9 @@ def _gauge(name: str, documentation: str, labels: list[str] | None = None) -> Ga
     return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, labels=labels)
 
 
-def _by_status(queryset, expected: list[tuple[str, ...]], *fields: str) -> dict[tuple[str, ...], int]:
+def _by_status(
+    queryset: QuerySet, expected: list[tuple[str, ...]], *fields: str
+) -> dict[tuple[str, ...], int]:
     """{(field values...): count} in one GROUP BY, every expected combination present (0 if absent)."""
     rows = queryset.values(*fields).annotate(n=Count("pk")).order_by()
     found = {tuple(row[field] for field in fields): row["n"] for row in rows}
