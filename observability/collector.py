@@ -1,7 +1,7 @@
 """Levels read at scrape time: a handful of aggregate queries and one broker round trip.
 
-Each query is an aggregate (a count or a minimum, grouped by a status) over an index, so a scrape
-costs the same few statements whatever the number of rows. A part that cannot be read is left
+Each query is an aggregate (a count or a minimum, grouped by a status), over an index where the
+table is large, so a scrape costs the same few statements whatever the number of rows. A part that cannot be read is left
 out of the scrape and reported by `integrations_scrape_ok{part}` = 0, rather than failing the
 whole scrape.
 """
