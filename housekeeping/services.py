@@ -38,11 +38,13 @@ BatchHook = Callable[[str, int, float], None]
 
 @dataclass(frozen=True)
 class Part:
-    """One kind of history: a name for reports, the querysets of its prunable rows, and the
-    indexed time column batches walk along."""
+    """One kind of history: a name for reports, the querysets of its old rows (scope and age),
+    the state that makes a row prunable (re-checked by each DELETE), and the indexed time column
+    batches walk along."""
 
     name: str
     querysets: Callable[[datetime], Iterator[QuerySet]]
+    state: Q
     key: str = "created_at"
 
 
@@ -52,7 +54,7 @@ def _days_ago(now: datetime, days: int) -> datetime:
 
 def _runs_by_age(now: datetime) -> Iterator[QuerySet]:
     cutoff = _days_ago(now, settings.SCHEDULE_RUNS_KEEP_DAYS)
-    yield ScheduleRun.objects.filter(created_at__lt=cutoff, status__in=FINISHED_STATUSES)
+    yield ScheduleRun.objects.filter(created_at__lt=cutoff)
 
 
 def _runs_over_limit(now: datetime) -> Iterator[QuerySet]:
@@ -71,34 +73,27 @@ def _runs_over_limit(now: datetime) -> Iterator[QuerySet]:
             continue
         created_at, run_id = boundary[0]
         older = Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=run_id)
-        yield ScheduleRun.objects.filter(
-            older, schedule_id=schedule_id, status__in=FINISHED_STATUSES, created_at__gte=cutoff
-        )
+        yield ScheduleRun.objects.filter(older, schedule_id=schedule_id, created_at__gte=cutoff)
 
 
 def _messages(now: datetime) -> Iterator[QuerySet]:
     """Per channel, through the (channel, created_at) index the message list already uses."""
     cutoff = _days_ago(now, settings.CHANNEL_MESSAGES_KEEP_DAYS)
     for channel_id in Channel.objects.values_list("pk", flat=True).iterator(chunk_size=500):
-        yield (
-            ChannelMessage.objects.filter(channel_id=channel_id, created_at__lt=cutoff)
-            .exclude(status__in=PENDING_MESSAGE_STATUSES)
-            .exclude(replies__status__in=PENDING_MESSAGE_STATUSES)
-        )
+        yield ChannelMessage.objects.filter(channel_id=channel_id, created_at__lt=cutoff)
 
 
 def _approvals(now: datetime) -> Iterator[QuerySet]:
     """Closed approvals whose agent has been told (or telling it failed for good), with their
     audit events (deleted with them)."""
     cutoff = _days_ago(now, settings.APPROVALS_KEEP_DAYS)
-    told = Q(notified_at__isnull=False) | ~Q(notify_error="")
-    yield Approval.objects.filter(told, created_at__lt=cutoff, status__in=CLOSED_APPROVAL_STATUSES)
+    yield Approval.objects.filter(created_at__lt=cutoff)
 
 
 def _jobs(model: type[Model]) -> Callable[[datetime], Iterator[QuerySet]]:
     def querysets(now: datetime) -> Iterator[QuerySet]:
         cutoff = _days_ago(now, settings.JOBS_KEEP_DAYS)
-        yield model.objects.filter(created_at__lt=cutoff, status__in=FINISHED_JOB_STATUSES)
+        yield model.objects.filter(created_at__lt=cutoff)
 
     return querysets
 
@@ -109,14 +104,20 @@ def _stale_delivery_markers(now: datetime) -> Iterator[QuerySet]:
     yield AgentDelivery.objects.filter(started_at__lt=stale)
 
 
+FINISHED_RUN = Q(status__in=FINISHED_STATUSES)
+HANDLED_MESSAGE = ~Q(status__in=PENDING_MESSAGE_STATUSES) & ~Q(replies__status__in=PENDING_MESSAGE_STATUSES)
+# Closed, and the agent told (or telling it failed for good).
+TOLD_APPROVAL = Q(status__in=CLOSED_APPROVAL_STATUSES) & (Q(notified_at__isnull=False) | ~Q(notify_error=""))
+FINISHED_JOB = Q(status__in=FINISHED_JOB_STATUSES)
+
 PARTS = (
-    Part("schedule_runs_by_age", _runs_by_age),
-    Part("schedule_runs_over_limit", _runs_over_limit),
-    Part("channel_messages", _messages),
-    Part("approvals", _approvals),
-    Part("template_import_jobs", _jobs(TemplateImportJob)),
-    Part("bundle_import_jobs", _jobs(BundleImportJob)),
-    Part("agent_delivery_markers", _stale_delivery_markers, key="started_at"),
+    Part("schedule_runs_by_age", _runs_by_age, FINISHED_RUN),
+    Part("schedule_runs_over_limit", _runs_over_limit, FINISHED_RUN),
+    Part("channel_messages", _messages, HANDLED_MESSAGE),
+    Part("approvals", _approvals, TOLD_APPROVAL),
+    Part("template_import_jobs", _jobs(TemplateImportJob), FINISHED_JOB),
+    Part("bundle_import_jobs", _jobs(BundleImportJob), FINISHED_JOB),
+    Part("agent_delivery_markers", _stale_delivery_markers, Q(), key="started_at"),
 )
 
 
@@ -125,9 +126,12 @@ def _delete_in_batches(queryset: QuerySet, *, part: Part, batch_size: int, on_ba
 
     Batches walk the time index from the oldest row and each starts where the last one ended,
     so none re-reads the index entries its predecessors left dead (until VACUUM removes them).
-    The ids are read first, then deleted with the same conditions again, so a row that became
-    pending in between stays.
+    The ids are read first, then deleted by primary key with the state re-checked, so a row that
+    became pending in between stays (the age and scope cannot change; leaving them out keeps the
+    DELETE on the primary key instead of a bitmap over the time index).
     """
+    model = queryset.model
+    queryset = queryset.filter(part.state)
     total = 0
     while True:
         rows = list(queryset.order_by(part.key).values_list("pk", part.key)[:batch_size])
@@ -135,7 +139,7 @@ def _delete_in_batches(queryset: QuerySet, *, part: Part, batch_size: int, on_ba
             return total
         ids = [pk for pk, _ in rows]
         started = time.perf_counter()
-        deleted = queryset.filter(pk__in=ids).delete()[1].get(queryset.model._meta.label, 0)
+        deleted = model.objects.filter(part.state, pk__in=ids).delete()[1].get(model._meta.label, 0)
         if on_batch is not None:
             on_batch(part.name, deleted, time.perf_counter() - started)
         total += deleted
@@ -159,7 +163,7 @@ def history_prune(
         count = 0
         for queryset in part.querysets(now):
             if dry_run:
-                count += queryset.count()
+                count += queryset.filter(part.state).count()
             else:
                 count += _delete_in_batches(queryset, part=part, batch_size=batch_size, on_batch=on_batch)
         report[part.name] = count
