@@ -17,7 +17,9 @@ def test_open_to_a_loopback_client_without_a_token(client, settings):
         assert samples  # something was exposed
 
 
-@pytest.mark.parametrize("address", ["10.0.0.5", "192.168.1.20", "2001:db8::1", "::ffff:10.0.0.5", "", "not-an-ip"])
+@pytest.mark.parametrize(
+    "address", ["10.0.0.5", "192.168.1.20", "2001:db8::1", "::ffff:10.0.0.5", "", "not-an-ip"]
+)
 def test_refused_to_other_clients_without_a_token(client, settings, address):
     settings.METRICS_TOKEN = ""
     response = client.get("/metrics", REMOTE_ADDR=address)
