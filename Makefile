@@ -25,12 +25,14 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py reset_metrics --verbosity 0
 	@echo ""
 	@echo "  Integrations API  http://127.0.0.1:$(PORT)/"
 	@echo "  API docs          http://127.0.0.1:$(PORT)/api/docs/"
 	@echo "  OpenAPI schema    http://127.0.0.1:$(PORT)/api/schema/"
 	@echo "  Admin console     http://127.0.0.1:$(PORT)/admin/"
 	@echo "  Health            http://127.0.0.1:$(PORT)/health"
+	@echo "  Metrics           http://127.0.0.1:$(PORT)/metrics"
 	@echo "  (admin login: $(PY) manage.py createsuperuser; API token: $(PY) manage.py create_admin_token --name me)"
 	@echo ""
 	$(VENV)/bin/honcho start --procfile Procfile --port $(PORT)
@@ -60,3 +62,4 @@ bench: install-dev
 	$(PY) bench/plugins.py
 	$(PY) bench/bundles.py
 	$(PY) bench/approvals.py
+	$(PY) bench/retention.py

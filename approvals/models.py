@@ -68,6 +68,8 @@ class Approval(models.Model):
             ),
             # The sweep's look-up of notifications that never left (services.approval_requeue_unsent):
             # few rows are ever unsent, so this stays tiny however many approvals exist.
+            # Retention deletes decided approvals by age.
+            models.Index(fields=["created_at"], name="approval_created"),
             models.Index(
                 fields=["created_at"],
                 name="approval_unsent",

@@ -29,6 +29,7 @@ from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEAD
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from common.crypto import DecryptionError, decrypt, encrypt
 from common.errors import ApplicationError
+from observability.metrics import channel_send_counted
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
 from workspaces.models import Workspace
@@ -473,15 +474,18 @@ def message_send_attempt(*, message_id: Any) -> float | None:
         message.error = exc.reason
         if exc.transient and message.attempts < settings.CHANNEL_SEND_MAX_ATTEMPTS:
             message.save(update_fields=fields)
+            channel_send_counted(platform=channel.platform, status="retry")
             return retry_delay(attempt=message.attempts, retry_after=exc.retry_after)
         message.status = MessageStatus.FAILED
         message.save(update_fields=fields)
+        channel_send_counted(platform=channel.platform, status=MessageStatus.FAILED)
         Channel.objects.filter(pk=channel.pk).update(last_error=exc.reason)
         _finish_inbound(message, ok=False)
         return None
     message.status = MessageStatus.SENT
     message.error = ""
     message.save(update_fields=fields)
+    channel_send_counted(platform=channel.platform, status=MessageStatus.SENT)
     _count_message(channel.pk)
     _finish_inbound(message, ok=True)
     return None

@@ -7,6 +7,7 @@ and a filesystem Celery broker under `var/`.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -60,6 +61,8 @@ INSTALLED_APPS = [
     "plugins_app",
     "channels_app",
     "schedules",
+    "observability",
+    "housekeeping",
 ]
 
 MIDDLEWARE = [
@@ -95,7 +98,9 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# CONN_HEALTH_CHECKS: a kept connection is tested before a request reuses it, so a PostgreSQL
+# restart or a killed backend costs no request a 500 (the test is skipped on a fresh connection).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web, worker and beat share the file: WAL and immediate transactions avoid "database is locked".
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -284,9 +289,6 @@ CELERY_BEAT_SCHEDULE["plugins.reap_lost_installs"] = {
     "schedule": 300.0,
     "options": {"expires": 300.0},
 }
-# Write each entry's last_run_at back after every send (not every 3 minutes), so /health's
-# scheduler_last_tick_at is at most one tick old.
-CELERY_BEAT_SYNC_EVERY = 1
 # The scheduler's ticks have their own queue, so a backlog of runs on the default queue never
 # holds them back (a worker started without -Q consumes every queue listed here, in turn).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
@@ -299,6 +301,34 @@ CELERY_TASK_ROUTES = {
     "schedules.reap_stuck_runs": {"queue": "scheduler"},
 }
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- Metrics and health ----------------------------------------------------------------------------
+# `GET /metrics` (Prometheus text format). With METRICS_TOKEN set, a scrape must send it as a
+# bearer token; unset, only clients on the loopback interface (not through a proxy) may scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# prometheus_client's multiprocess mode: every web, worker and beat process of one host writes its
+# counters here and a scrape sums them. It must be shared by those processes, wiped before they
+# start (`make run` does; see docs/operations.md), and known before prometheus_client is imported.
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+
+# --- Retention ----------------------------------------------------------------------------------------
+# Finished history is deleted by `housekeeping.prune_history` (Beat, every RETENTION_PRUNE_SECONDS)
+# in batches of RETENTION_BATCH_SIZE rows, one short transaction each. Pending work never goes.
+SCHEDULE_RUNS_KEEP_DAYS = env_int("SCHEDULE_RUNS_KEEP_DAYS", 90, minimum=1)
+SCHEDULE_RUNS_KEEP_PER_SCHEDULE = env_int("SCHEDULE_RUNS_KEEP_PER_SCHEDULE", 1000, minimum=1)
+CHANNEL_MESSAGES_KEEP_DAYS = env_int("CHANNEL_MESSAGES_KEEP_DAYS", 90, minimum=1)
+JOBS_KEEP_DAYS = env_int("JOBS_KEEP_DAYS", 30, minimum=1)
+# Decided or expired approvals and their audit trail: kept longer, they are the audit record.
+APPROVALS_KEEP_DAYS = env_int("APPROVALS_KEEP_DAYS", 365, minimum=1)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=1)
+RETENTION_PRUNE_SECONDS = env_int("RETENTION_PRUNE_SECONDS", 3600, minimum=60)
+CELERY_BEAT_SCHEDULE["housekeeping.prune_history"] = {
+    "task": "housekeeping.prune_history",
+    "schedule": float(RETENTION_PRUNE_SECONDS),
+    "options": {"expires": float(RETENTION_PRUNE_SECONDS)},
+}
 
 # --- Approvals ------------------------------------------------------------------------------------
 # How often Beat marks pending approvals past `expires_at` as expired (reads never wait for it).

@@ -4,13 +4,20 @@ Defaults point at the services on 127.0.0.1; override with TEST_DATABASE_URL / T
 (helpers running suites side by side use different database names and Redis databases).
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["DATABASE_URL"] = os.environ.get(
     "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integrations"
 )
 os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("ENCRYPTION_KEYS", "")
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # A fresh metrics directory per test session (inherited by the workers the e2e tests start).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="integrations-metrics-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 from integrations_project.settings import *  # noqa: F403
 

@@ -8,6 +8,7 @@ from channels_app.urls import webhook_urlpatterns
 from common.health import HealthView
 from common.urls import api_route
 from common.views import index
+from observability.views import metrics_view
 from tokens.urls import admin_api_urlpatterns
 
 admin.site.site_header = "Integrations API console"
@@ -20,6 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", index, name="index"),
     *api_route("health", HealthView.as_view(), "health"),
+    *api_route("metrics", metrics_view, "metrics"),
     *api_route("api/schema", SpectacularAPIView.as_view(), "schema"),
     *api_route("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), "swagger-ui"),
     path("", include("workspaces.urls")),

@@ -103,7 +103,24 @@ class ScheduleRun(models.Model):
         indexes = [
             models.Index(fields=["schedule", "-created_at"], name="run_schedule_created_idx"),
             models.Index(fields=["started_at"], condition=Q(status="running"), name="run_running_idx"),
+            # The reaper and /metrics count queued runs; retention deletes by age.
+            models.Index(fields=["created_at"], condition=Q(status="queued"), name="run_queued_idx"),
+            models.Index(fields=["created_at"], name="run_created_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.schedule_id} {self.scheduled_for:%Y-%m-%d %H:%M} {self.status}"
+
+
+class SchedulerTick(models.Model):
+    """When the dispatcher last completed a pass: one row, written by the dispatcher task itself.
+
+    Beat's own `last_run_at` moves when Beat *sends* the task, even if the broker never takes
+    it, so /health reads this row instead.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_tick_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"dispatcher tick {self.last_tick_at:%Y-%m-%d %H:%M:%S}"

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Min, QuerySet
 from django.utils import timezone as djtz
 
 from common.errors import NotFound
 from schedules import cron
-from schedules.models import RunStatus, Schedule, ScheduleRun
+from schedules.models import RunStatus, Schedule, SchedulerTick, ScheduleRun
 from workspaces.models import Workspace
 from workspaces.selectors import DELIVERY_STALE_MARGIN_SECONDS, BusyState, workspace_busy_state
 
@@ -61,3 +61,21 @@ def run_busy_state(*, workspace: Workspace, now: datetime | None = None) -> Busy
     if running <= state.in_flight:
         return state
     return BusyState(in_flight=running, reported=state.reported, capacity=state.capacity)
+
+
+def scheduler_last_tick_at() -> datetime | None:
+    """When the dispatcher last completed a pass (None: never)."""
+    return SchedulerTick.objects.values_list("last_tick_at", flat=True).first()
+
+
+def schedule_dispatch_backlog(*, now: datetime | None = None) -> tuple[int, float]:
+    """Due schedules not yet dispatched, and how late the oldest of them is (seconds, 0 if none).
+
+    One aggregate over the partial index the dispatcher itself reads.
+    """
+    now = now or djtz.now()
+    row = Schedule.objects.filter(enabled=True, next_run_at__lte=now).aggregate(
+        due=Count("id"), oldest=Min("next_run_at")
+    )
+    oldest = row["oldest"]
+    return row["due"], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0

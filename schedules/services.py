@@ -19,6 +19,7 @@ from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Va
 from django.utils import timezone as djtz
 
 from common.errors import ApplicationError, Conflict
+from observability.metrics import schedule_run_finished, schedule_run_started
 from schedules import cron
 from schedules.enqueue import enqueue_runs
 from schedules.models import (
@@ -28,6 +29,7 @@ from schedules.models import (
     RunStatus,
     RunTrigger,
     Schedule,
+    SchedulerTick,
     ScheduleRun,
     ScheduleSource,
 )
@@ -340,6 +342,16 @@ def schedule_dispatch_due(*, now: datetime | None = None, batch_size: int = DISP
     return created
 
 
+def scheduler_tick_record(*, at: datetime | None = None) -> None:
+    """Note that the dispatcher completed a pass (one upsert of the single tick row)."""
+    SchedulerTick.objects.bulk_create(
+        [SchedulerTick(pk=1, last_tick_at=at or djtz.now())],
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=["last_tick_at"],
+    )
+
+
 def _advance(batch: list[Schedule]) -> None:
     """Store the new next_run_at of a claimed batch in one statement per distinct value.
 
@@ -388,6 +400,8 @@ def _finish(
         )
         if closed:
             _bookkeep(run=run, status=status, at=run.started_at or now, error=error)
+    if closed:
+        schedule_run_finished(status=status)
     return bool(closed)
 
 
@@ -435,6 +449,8 @@ def run_execute(*, run_id: UUID | str, now: datetime | None = None) -> float | N
             )
         return None
     run.started_at = clock_now
+    if run.trigger == RunTrigger.CRON:
+        schedule_run_started(lag_seconds=(clock_now - run.scheduled_for).total_seconds())
     _deliver(run=run, schedule=schedule, workspace=workspace, now=now)
     return None
 

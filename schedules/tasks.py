@@ -10,8 +10,14 @@ from schedules import services
 
 @shared_task(name="schedules.dispatch_due", ignore_result=True)
 def dispatch_due() -> int:
-    """Beat tick: turn due schedules into queued runs and enqueue them."""
-    return services.schedule_dispatch_due()
+    """Beat tick: turn due schedules into queued runs and enqueue them.
+
+    The tick is recorded here, after the pass, so /health's `scheduler_last_tick_at` only moves
+    when a worker really ran the dispatcher (Beat's own timestamp moves on every send).
+    """
+    created = services.schedule_dispatch_due()
+    services.scheduler_tick_record()
+    return created
 
 
 @shared_task(

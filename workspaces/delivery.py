@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from observability.metrics import agent_call_timer
 from workspaces.a2a import A2AError, A2AReply, a2a_send
 from workspaces.models import AgentDelivery, Workspace
 
@@ -23,12 +24,13 @@ def deliver_prompt(
         raise A2AError("workspace has no agent url")
     marker = AgentDelivery.objects.create(workspace=workspace, source=source, reference=str(reference)[:64])
     try:
-        return a2a_send(
-            url=workspace.url,
-            text=text,
-            message_id=message_id,
-            metadata=metadata,
-            request_id=request_id,
-        )
+        with agent_call_timer(source=source):
+            return a2a_send(
+                url=workspace.url,
+                text=text,
+                message_id=message_id,
+                metadata=metadata,
+                request_id=request_id,
+            )
     finally:
         AgentDelivery.objects.filter(pk=marker.pk).delete()

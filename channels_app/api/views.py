@@ -32,6 +32,7 @@ from channels_app.models import Channel, ChannelMessage
 from common.errors import ApplicationError, NotFound, PayloadTooLarge, error_response
 from common.headers import EnvironHeaders
 from common.serializers import ErrorSerializer
+from observability.metrics import webhook_counted
 from tokens.permissions import AdminAuth, PublicAccess
 from workspaces.api.base import WorkspaceScopedView
 
@@ -181,6 +182,7 @@ def _webhook(request: HttpRequest, platform: str) -> HttpResponseBase:
         headers=EnvironHeaders(request.META),
         channel_id=request.GET.get("channel"),
     )
+    webhook_counted(platform=platform, outcome="stored" if answer.created else "ignored")
     return JsonResponse(answer.body, status=answer.status)
 
 
@@ -206,6 +208,7 @@ class WebhookView(APIView):
             try:
                 return _webhook(request, platform)
             except ApplicationError as exc:
+                webhook_counted(platform=platform, outcome="rejected")
                 return error_response(exc.message, exc.code, exc.status_code, exc.details)
 
         view.cls = drf_view.cls  # type: ignore[attr-defined]

@@ -8,14 +8,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.test import Client
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from integrations_project.celery import app
 from tests.support.factories import make_workspace, make_workspace_token
@@ -30,24 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_health_ok(api):
     response = api.get("/health")
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    assert body.pop("broker_latency_ms") > 0
+    assert body == {
         "status": "ok",
         "database": "ok",
         "broker": "ok",
         "scheduler_last_tick_at": None,
+        "dispatch_lag_seconds": 0,
     }
-
-
-@pytest.mark.django_db
-def test_health_reports_scheduler_tick(api):
-    every = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(
-        name="dispatch",
-        task="schedules.dispatch_due",
-        interval=every,
-        last_run_at=datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC),
-    )
-    assert api.get("/health/").json()["scheduler_last_tick_at"] == "2026-11-28T09:00:00Z"
 
 
 @pytest.mark.django_db
@@ -57,6 +46,7 @@ def test_health_broker_down_is_degraded(api, monkeypatch):
     assert response.status_code == 200
     assert response.json()["status"] == "degraded"
     assert response.json()["broker"] == "error"
+    assert response.json()["broker_latency_ms"] is None
 
 
 @pytest.mark.django_db
