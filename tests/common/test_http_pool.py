@@ -10,11 +10,13 @@ import pytest
 from common.http import HttpError, NetworkPolicy, http_request, open_stream
 from tests.support.fake_http import FakeHttpServer, FakeResponse, json_response
 
+LOOPBACK = NetworkPolicy(allow_private=True)
+
 
 def test_sequential_calls_to_one_host_reuse_one_connection(fake_http):
     fake_http.route("POST", "/", json_response({"ok": True}))
     for _ in range(3):
-        assert http_request("POST", fake_http.url + "/", json={"n": 1}, timeout=5).ok
+        assert http_request("POST", fake_http.url + "/", json={"n": 1}, timeout=5, policy=LOOPBACK).ok
     ports = {request.client_port for request in fake_http.requests}
     assert len(fake_http.requests) == 3
     assert len(ports) == 1
@@ -24,8 +26,8 @@ def test_other_hosts_get_their_own_connections(fake_http):
     with FakeHttpServer() as other:
         for server in (fake_http, other):
             server.route("GET", "/", json_response({"ok": True}))
-        http_request("GET", fake_http.url + "/", timeout=5)
-        http_request("GET", other.url + "/", timeout=5)
+        http_request("GET", fake_http.url + "/", timeout=5, policy=LOOPBACK)
+        http_request("GET", other.url + "/", timeout=5, policy=LOOPBACK)
         assert len(fake_http.requests) == len(other.requests) == 1
 
 
@@ -33,8 +35,8 @@ def test_a_connection_cut_by_the_deadline_is_not_reused(fake_http):
     fake_http.route("GET", "/drip", lambda r: FakeResponse(200, [b"x"] * 50, chunk_interval=0.1))
     fake_http.route("GET", "/ok", json_response({"ok": True}))
     with pytest.raises(HttpError):
-        http_request("GET", fake_http.url + "/drip", timeout=0.5)
-    assert http_request("GET", fake_http.url + "/ok", timeout=5).json() == {"ok": True}
+        http_request("GET", fake_http.url + "/drip", timeout=0.5, policy=LOOPBACK)
+    assert http_request("GET", fake_http.url + "/ok", timeout=5, policy=LOOPBACK).json() == {"ok": True}
     drip, ok = fake_http.requests
     assert drip.client_port != ok.client_port
 
@@ -42,9 +44,9 @@ def test_a_connection_cut_by_the_deadline_is_not_reused(fake_http):
 def test_a_body_left_unread_does_not_poison_the_next_call(fake_http):
     fake_http.route("GET", "/big", lambda r: FakeResponse(200, b"y" * 200_000))
     fake_http.route("GET", "/ok", json_response({"ok": True}))
-    with open_stream("GET", fake_http.url + "/big", timeout=5, max_bytes=10**6) as stream:
+    with open_stream("GET", fake_http.url + "/big", timeout=5, max_bytes=10**6, policy=LOOPBACK) as stream:
         assert stream.status_code == 200  # the body is never read
-    assert http_request("GET", fake_http.url + "/ok", timeout=5).json() == {"ok": True}
+    assert http_request("GET", fake_http.url + "/ok", timeout=5, policy=LOOPBACK).json() == {"ok": True}
 
 
 def test_a_waiting_call_starts_no_thread(fake_http):
@@ -60,7 +62,7 @@ def test_a_waiting_call_starts_no_thread(fake_http):
     fake_http.route("GET", "/slow", slow)
     before = {thread.ident for thread in threading.enumerate()}
     caller = threading.Thread(
-        target=http_request, args=("GET", fake_http.url + "/slow"), kwargs={"timeout": 5}
+        target=http_request, args=("GET", fake_http.url + "/slow"), kwargs={"timeout": 5, "policy": LOOPBACK}
     )
     caller.start()
     try:
@@ -81,7 +83,7 @@ def test_concurrent_calls_share_the_pool(fake_http):
 
     def call() -> None:
         try:
-            http_request("GET", fake_http.url + "/", timeout=5)
+            http_request("GET", fake_http.url + "/", timeout=5, policy=LOOPBACK)
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
@@ -105,7 +107,7 @@ def test_the_connection_goes_to_the_address_that_was_checked(fake_http, monkeypa
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     with pytest.raises(HttpError) as caught:
-        http_request("GET", "http://agent.example:8080/", timeout=5)
+        http_request("GET", "http://agent.example:8080/", timeout=5, policy=LOOPBACK)
     assert caught.value.kind == "address"
 
 
@@ -120,7 +122,9 @@ def test_a_name_is_connected_on_its_checked_loopback_address(fake_http, monkeypa
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     fake_http.route("GET", "/", json_response({"ok": True}))
-    assert http_request("GET", f"http://agent.internal:{port}/", timeout=5).json() == {"ok": True}
+    assert http_request("GET", f"http://agent.internal:{port}/", timeout=5, policy=LOOPBACK).json() == {
+        "ok": True
+    }
     assert fake_http.requests[0].headers["Host"] == f"agent.internal:{port}"
     refused = NetworkPolicy(allow_private=False)
     with pytest.raises(HttpError) as caught:
