@@ -161,6 +161,11 @@ class TelegramAdapter(ChannelAdapter):
             raise SendError("telegram: no chat id", transient=False)
         self.call(str(config.get("bot_token") or ""), "sendMessage", {"chat_id": chat_id, "text": text})
 
+    def send_chat_action(self, config: Mapping[str, Any], *, chat_id: str, action: str) -> None:
+        self.call(
+            str(config.get("bot_token") or ""), "sendChatAction", {"chat_id": chat_id, "action": action}
+        )
+
     def set_webhook(self, config: Mapping[str, Any], *, url: str) -> None:
         self.call(
             str(config.get("bot_token") or ""),
