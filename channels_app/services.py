@@ -350,6 +350,35 @@ def channel_send(*, channel: Channel, text: str, chat_id: str | None = None) -> 
     return message
 
 
+def channel_send_service(
+    *, channel_id: Any, text: str, service: str, chat_id: str = "", meta: Mapping[str, Any] | None = None
+) -> ChannelMessage | None:
+    """Queue a message the service writes itself (approval answers, schedule results) to
+    `chat_id` or the channel's default chat, through the normal outbound path; None when the
+    channel is gone, disabled or has no chat to send to."""
+    from channels_app.tasks import send_message
+
+    channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
+    if channel is None:
+        return None
+    adapter = _adapter(channel.platform)
+    chat = chat_id or adapter.default_chat(channel.public_config)
+    if adapter.needs_chat() and not chat:
+        return None
+    with transaction.atomic():
+        message = ChannelMessage.objects.create(
+            channel=channel,
+            direction=Direction.OUTBOUND,
+            chat_id=chat,
+            text=text,
+            status=MessageStatus.QUEUED,
+            meta={**(meta or {}), conversations.SERVICE_META_KEY: service},
+        )
+        message_id = str(message.pk)
+        transaction.on_commit(lambda: enqueue(send_message, message_id))
+    return message
+
+
 def channel_test(*, channel: Channel, chat_id: str | None = None) -> None:
     """Send a test message now, once; raise 502 `platform_error` with our reason on failure."""
     adapter = _adapter(channel.platform)
@@ -520,6 +549,13 @@ def webhook_receive(
         raise ApplicationError("The event could not be read.") from None
     if event.kind == "handshake":
         return WebhookAnswer(200, event.response)
+    if event.kind == "press" and matched.enabled:
+        from approvals.chat import approval_chat_press
+
+        body = approval_chat_press(
+            platform=platform, channel_id=matched.pk, credential_key=matched.credential_key, event=event
+        )
+        return WebhookAnswer(200, body)
     if event.kind != "message" or not matched.enabled:
         return WebhookAnswer(200, event.response or adapter.ignored(event))
     storable = ingest.storable_event(event)

@@ -235,7 +235,8 @@ def test_reset_text_on_slack(client, workspace, fake_http, settings):
     for body in bodies:
         client.post("/webhooks/slack", data=body, content_type="application/json", **slack_headers(body))
     for event_id in ("E1", "E2", "E3"):
-        services.message_process_inbound(message_id=ChannelMessage.objects.get(platform_event_id=event_id).pk)
+        message = ChannelMessage.objects.get(channel=channel, platform_event_id=event_id)
+        services.message_process_inbound(message_id=message.pk)
     first, second = agent_messages(fake_http)
     assert first["contextId"] != second["contextId"] and second["metadata"]["history"] == []
     form = b"command=%2Freset&text=&channel_id=C111&user_id=U1&trigger_id=T1"
