@@ -351,14 +351,23 @@ def channel_send(*, channel: Channel, text: str, chat_id: str | None = None) -> 
 
 
 def channel_send_service(
-    *, channel_id: Any, text: str, service: str, chat_id: str = "", meta: Mapping[str, Any] | None = None
+    *,
+    channel_id: Any,
+    text: str,
+    service: str,
+    chat_id: str = "",
+    meta: Mapping[str, Any] | None = None,
+    workspace_id: Any = None,
 ) -> ChannelMessage | None:
     """Queue a message the service writes itself (approval answers, schedule results) to
     `chat_id` or the channel's default chat, through the normal outbound path; None when the
     channel is gone, disabled or has no chat to send to."""
     from channels_app.tasks import send_message
 
-    channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
+    channels = Channel.objects.filter(pk=channel_id, enabled=True)
+    if workspace_id is not None:
+        channels = channels.filter(workspace_id=workspace_id)
+    channel = channels.first()
     if channel is None:
         return None
     adapter = _adapter(channel.platform)
