@@ -263,3 +263,59 @@ def test_typing_is_sent_while_a_3s_agent_thinks_and_stops_after(client, workspac
     # Every chat action went before the reply, and none after it.
     assert "sendMessage" in paths and "sendChatAction" not in paths[paths.index("sendMessage") :]
     assert all(t.name != "telegram-typing" for t in threading.enumerate())  # stop() joined it
+
+
+def test_conversation_list_endpoint(client, chat, as_agent, django_assert_num_queries):
+    say(client, chat, 1, "first words")
+    url = f"/workspaces/{chat.workspace_id}/channels/{chat.pk}/conversations"
+    body = as_agent.get(url).json()
+    conversation = Conversation.objects.get()
+    assert body == [
+        {
+            "id": str(conversation.pk),
+            "chat_id": "42",
+            "thread_id": "",
+            "context_id": conversation.context_id,
+            "last_message": "ok",
+            "last_message_at": body[0]["last_message_at"],
+            "count": 2,
+            "started_at": body[0]["started_at"],
+            "created_at": body[0]["created_at"],
+        }
+    ]
+    with django_assert_num_queries(4) as first:
+        as_agent.get(url)
+    queries = len(first.captured_queries)  # read now: the next requests reset the query log
+    for chat_id in range(100, 106):
+        say(client, chat, chat_id, "hello", chat_id=chat_id)
+    with django_assert_num_queries(queries):
+        assert len(as_agent.get(url).json()) == 7
+    page = as_agent.get(url, {"limit": 2})
+    assert len(page.json()) == 2 and 'rel="next"' in page["Link"]
+
+
+def test_conversation_list_of_another_workspace_is_404(as_agent, other_workspace):
+    theirs = slack_channel(other_workspace, channel_id="C777")
+    response = as_agent.get(f"/workspaces/{other_workspace.pk}/channels/{theirs.pk}/conversations")
+    assert response.status_code in (403, 404)
+
+
+def test_console_shows_the_context_id_and_resets_it(client, chat, fake_http, django_user_model):
+    say(client, chat, 1, "remember me")
+    conversation = Conversation.objects.get()
+    staff = django_user_model.objects.create_superuser("root", "root@example.test", "pw")
+    console = type(client)()
+    console.force_login(staff)
+    page = console.get("/admin/channels_app/conversation/").content.decode()
+    assert conversation.context_id in page
+    response = console.post(
+        "/admin/channels_app/conversation/",
+        {"action": "reset_selected", "_selected_action": [str(conversation.pk)]},
+    )
+    assert response.status_code == 302
+    conversation.refresh_from_db()
+    old_context = agent_messages(fake_http)[0]["contextId"]
+    assert conversation.context_id != old_context and conversation.message_count == 0
+    say(client, chat, 2, "do you remember?")
+    latest = agent_messages(fake_http)[-1]
+    assert latest["contextId"] == conversation.context_id and latest["metadata"]["history"] == []
