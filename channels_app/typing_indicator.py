@@ -11,7 +11,6 @@ refusal stops the repeats.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,6 @@ from channels_app.adapters import ADAPTERS
 from channels_app.adapters.base import SendError
 from channels_app.models import Channel
 
-logger = logging.getLogger(__name__)
 STOP_JOIN_SECONDS = 2.0
 
 
@@ -58,6 +56,9 @@ class TypingIndicator:
         """No action starts after this returns (one in flight is waited for, briefly)."""
         self._stopped.set()
         self._thread.join(STOP_JOIN_SECONDS)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     @property
     def running(self) -> bool:

@@ -416,3 +416,27 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
     assert chat.approval_refresh_chats(approval_id=approval.pk) == 3
     assert len(requests_to(platforms, "/editMessageText")) == 1
     queue.redis.delete("celery")
+
+
+@pytest.mark.django_db
+def test_create_queues_the_post_and_every_outcome_queues_the_edit(
+    workspace, monkeypatch, django_capture_on_commit_callbacks
+):
+    published: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        chat, "_publish", lambda task, approval_id: published.append((task.name, str(approval_id)))
+    )
+    monkeypatch.setattr(services, "_send_notification_task", lambda approval_id: True)
+    with django_capture_on_commit_callbacks(execute=True):
+        approval = make_approval(workspace)
+    assert published == [("approvals.post_to_chats", str(approval.pk))]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.approval_decide(
+            approval=approval, decision="approve", actor=Principal(kind="admin_token", name="root")
+        )
+    assert published[-1] == ("approvals.refresh_chats", str(approval.pk))
+    other = make_approval(workspace, expires_in_seconds=1)
+    Approval.objects.filter(pk=other.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.approval_expire_due() == 1
+    assert published[-1] == ("approvals.refresh_chats", str(other.pk))
