@@ -72,8 +72,12 @@ def _send_notification_task(approval_id: UUID | str) -> bool:
 def _enqueue_notification(approval_id: UUID) -> None:
     """After commit, so the worker sees the decided row (and nothing is sent on a rollback);
     the messages posted to chats are edited to show the outcome too."""
-    transaction.on_commit(lambda: _send_notification_task(approval_id))
-    transaction.on_commit(lambda: chat.enqueue_refresh(approval_id))
+    transaction.on_commit(lambda: _after_outcome(approval_id))
+
+
+def _after_outcome(approval_id: UUID) -> None:
+    _send_notification_task(approval_id)
+    chat.enqueue_refresh(approval_id)
 
 
 @transaction.atomic

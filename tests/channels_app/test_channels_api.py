@@ -265,6 +265,8 @@ def test_adapters_are_public_and_come_from_the_classes(api):
         "webhook_url",
         "application_id",
         "public_key",
+        "approvals",
+        "approvers",
     }
     assert {f["key"] for f in body["lark"]["config_schema"]} == {
         "webhook_url",
