@@ -657,7 +657,11 @@ def message_process_inbound(*, message_id: Any) -> float | None:
     conversations.conversation_adopt_context(
         conversation=conversation, sent=context_id, returned=reply.context_id
     )
-    conversations.conversation_record(conversation=conversation, text=reply.text or message.text, count=2)
+    conversations.conversation_record(
+        conversation=conversation,
+        text=reply.text if reply.text.strip() else message.text,
+        count=2 if reply.text.strip() else 1,
+    )
     if not reply.text.strip():
         message.status, message.error = MessageStatus.DELIVERED, ""
         message.save(update_fields=fields)

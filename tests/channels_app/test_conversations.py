@@ -319,3 +319,14 @@ def test_console_shows_the_context_id_and_resets_it(client, chat, fake_http, dja
     say(client, chat, 2, "do you remember?")
     latest = agent_messages(fake_http)[-1]
     assert latest["contextId"] == conversation.context_id and latest["metadata"]["history"] == []
+
+
+def test_an_agent_that_says_nothing_counts_one_message(client, workspace, fake_http, settings):
+    settings.TELEGRAM_API_BASE_URL = fake_http.url
+    fake_http.prefix_routes.append(("POST", "/bot", json_response({"ok": True, "result": {}})))
+    workspace.url = agent_route(fake_http, reply="")
+    workspace.save()
+    channel = telegram_channel(workspace)
+    say(client, channel, 1, "anyone there?")
+    conversation = Conversation.objects.get(channel=channel)
+    assert (conversation.message_count, conversation.last_message_text) == (1, "anyone there?")
