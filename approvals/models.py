@@ -116,3 +116,35 @@ class ApprovalEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApprovalChatPost(models.Model):
+    """An approval as posted, with buttons, to one chat channel (see approvals/chat.py).
+
+    Buttons carry `token` (random, per post), stored here only as its SHA-256, never the
+    approval id: a press names the post by that token and is accepted only on the channel the
+    post was made to. `shown_status` is the outcome the chat message shows, so each change of
+    the approval edits it once.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="chat_posts")
+    channel = models.ForeignKey(
+        "channels_app.Channel", on_delete=models.CASCADE, related_name="approval_posts"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    chat_id = models.CharField(max_length=200, blank=True, default="")
+    platform_message_id = models.CharField(max_length=200, blank=True, default="")
+    shown_status = models.CharField(max_length=16, blank=True, default="")
+    error = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = [
+            models.UniqueConstraint(fields=["approval", "channel"], name="uniq_approval_chat_post")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approval_id} → {self.channel_id}"

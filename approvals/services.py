@@ -21,6 +21,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
+from approvals import chat
 from approvals.models import NOTE_MAX_CHARS, Approval, ApprovalEvent, ApprovalEventKind, ApprovalStatus
 from common.errors import ApplicationError, Conflict, Forbidden, NotFound
 from tokens.principal import Principal
@@ -70,8 +71,14 @@ def _send_notification_task(approval_id: UUID | str) -> bool:
 
 
 def _enqueue_notification(approval_id: UUID) -> None:
-    """After commit, so the worker sees the decided row (and nothing is sent on a rollback)."""
-    transaction.on_commit(lambda: _send_notification_task(approval_id))
+    """After commit, so the worker sees the decided row (and nothing is sent on a rollback);
+    the messages posted to chats are edited to show the outcome too."""
+    transaction.on_commit(lambda: _after_outcome(approval_id))
+
+
+def _after_outcome(approval_id: UUID) -> None:
+    _send_notification_task(approval_id)
+    chat.enqueue_refresh(approval_id)
 
 
 @transaction.atomic
@@ -101,6 +108,8 @@ def approval_create(
         created_at=now,
     )
     _record(approval.pk, ApprovalEventKind.CREATED, created_by, {"expires_at": _utc(approval.expires_at)})
+    approval_id = approval.pk
+    transaction.on_commit(lambda: chat.enqueue_post(approval_id))
     return approval
 
 

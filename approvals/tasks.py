@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from approvals import services
+from approvals import chat, services
 from workspaces.a2a import A2AError
 
 
@@ -36,3 +36,18 @@ def expire_due() -> int:
     expired = services.approval_expire_due()
     services.approval_requeue_unsent()
     return expired
+
+
+@shared_task(bind=True, name="approvals.post_to_chats", max_retries=5, acks_late=True)
+def post_to_chats(self, approval_id: str) -> int:
+    """Post a new approval, with buttons, to the workspace's channels with `approvals: true`."""
+    try:
+        return chat.approval_post_to_chats(approval_id=approval_id)
+    except chat.PostNotSent as exc:
+        raise self.retry(countdown=retry_delay(self.request.retries), exc=exc) from None
+
+
+@shared_task(name="approvals.refresh_chats", acks_late=True)
+def refresh_chats(approval_id: str) -> int:
+    """Edit the posted chat messages of an approval to show its outcome."""
+    return chat.approval_refresh_chats(approval_id=approval_id)

@@ -7,11 +7,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from channels_app import services
+from channels_app import conversations, services
 from channels_app.adapters import get_adapter
-from channels_app.models import Channel, ChannelMessage
+from channels_app.models import Channel, ChannelMessage, Conversation
 from common.admin import ReadOnlyAdminMixin
 from common.errors import ApplicationError
 
@@ -204,3 +205,42 @@ class ChannelMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="workspace", ordering="channel__workspace__name")
     def workspace(self, obj: ChannelMessage) -> str:
         return obj.channel.workspace.name
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Conversations and the A2A context id their messages carry; "Reset" starts a new one."""
+
+    list_display = ("chat_id", "thread_id", "channel", "context_id", "message_count", "last_message_at")
+    list_filter = ("channel__platform",)
+    list_select_related = ("channel",)
+    search_fields = ("chat_id", "context_id", "channel__name", "channel__workspace__name")
+    fields = (
+        "id",
+        "channel",
+        "chat_id",
+        "thread_id",
+        "context_id",
+        "started_at",
+        "message_count",
+        "last_message_text",
+        "last_message_at",
+        "created_at",
+    )
+    readonly_fields = fields
+    actions = ["reset_selected"]
+
+    def has_reset_permission(self, request: HttpRequest) -> bool:
+        """Resetting changes a conversation: the channel's change permission (staff who manage
+        channels), not the read-only page's."""
+        return request.user.has_perm("channels_app.change_channel")
+
+    @admin.action(
+        description="Reset selected conversations (new context, empty history)", permissions=["reset"]
+    )
+    def reset_selected(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        count = 0
+        for conversation in queryset:
+            conversations.conversation_reset(conversation=conversation)
+            count += 1
+        self.message_user(request, f"Reset {count} conversation(s): their next message starts a new context.")

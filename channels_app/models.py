@@ -134,3 +134,39 @@ class ChannelMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.status} {str(self.id)[:8]}"
+
+
+class Conversation(models.Model):
+    """One conversation of a channel: a chat, or a thread of it (Slack `thread_ts`).
+
+    Holds the A2A `contextId` every prompt of the conversation carries (generated here, replaced
+    by the agent's own when it returns one) and where the current conversation started, so a
+    reset starts a new context with an empty history without deleting the message log. The
+    counters are kept here so the conversation list costs one query whatever its length.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="conversations")
+    chat_id = models.CharField(max_length=200)
+    thread_id = models.CharField(max_length=200, blank=True, default="")
+    context_id = models.CharField(max_length=200)
+    started_at = models.DateTimeField(default=timezone.now)
+    message_count = models.PositiveIntegerField(default=0)
+    last_message_text = models.TextField(blank=True, default="")
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "chat_id", "thread_id"], name="uniq_channel_conversation"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["channel", "-created_at", "-id"], name="conversation_channel_created")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chat_id}{'/' + self.thread_id if self.thread_id else ''}"

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from channels_app.adapters import get_adapter
 from channels_app.adapters.base import credential_digests
 from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
-from channels_app.models import Channel, ChannelMessage
+from channels_app.models import Channel, ChannelMessage, Conversation
 from common.crypto import decrypt
 from common.errors import NotFound
 from workspaces.models import Workspace
@@ -40,6 +40,11 @@ def channel_public_config(*, channel: Channel) -> dict[str, Any]:
 
 def message_list(*, channel: Channel) -> QuerySet[ChannelMessage]:
     return ChannelMessage.objects.filter(channel=channel)
+
+
+def conversation_list(*, channel: Channel) -> QuerySet[Conversation]:
+    """The channel's conversations, newest first; counters live on the row (one query a page)."""
+    return Conversation.objects.filter(channel=channel).order_by("-created_at", "-id")
 
 
 def _parse_uuid(value: str) -> UUID | None:

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels_app import batcher, ingest, publisher, selectors
+from channels_app import batcher, commands, conversations, ingest, publisher, selectors, typing_indicator
 from channels_app.adapters import ADAPTERS, get_adapter
 from channels_app.adapters.base import (
     ChannelAdapter,
@@ -377,6 +377,44 @@ def channel_send(*, channel: Channel, text: str, chat_id: str | None = None) -> 
     return message
 
 
+def channel_send_service(
+    *,
+    channel_id: Any,
+    text: str,
+    service: str,
+    chat_id: str = "",
+    meta: Mapping[str, Any] | None = None,
+    workspace_id: Any = None,
+) -> ChannelMessage | None:
+    """Queue a message the service writes itself (approval answers, schedule results) to
+    `chat_id` or the channel's default chat, through the normal outbound path; None when the
+    channel is gone, disabled or has no chat to send to."""
+    from channels_app.tasks import send_message
+
+    channels = Channel.objects.filter(pk=channel_id, enabled=True)
+    if workspace_id is not None:
+        channels = channels.filter(workspace_id=workspace_id)
+    channel = channels.first()
+    if channel is None:
+        return None
+    adapter = _adapter(channel.platform)
+    chat = chat_id or adapter.default_chat(channel.public_config)
+    if adapter.needs_chat() and not chat:
+        return None
+    with transaction.atomic():
+        message = ChannelMessage.objects.create(
+            channel=channel,
+            direction=Direction.OUTBOUND,
+            chat_id=chat,
+            text=text,
+            status=MessageStatus.QUEUED,
+            meta={**(meta or {}), conversations.SERVICE_META_KEY: service},
+        )
+        message_id = str(message.pk)
+        transaction.on_commit(lambda: enqueue(send_message, message_id))
+    return message
+
+
 def channel_test(*, channel: Channel, chat_id: str | None = None) -> None:
     """Send a test message now, once; raise 502 `platform_error` with our reason on failure."""
     adapter = _adapter(channel.platform)
@@ -550,6 +588,13 @@ def webhook_receive(
         raise ApplicationError("The event could not be read.") from None
     if event.kind == "handshake":
         return WebhookAnswer(200, event.response)
+    if event.kind == "press" and matched.enabled:
+        from approvals.chat import approval_chat_press
+
+        body = approval_chat_press(
+            platform=platform, channel_id=matched.pk, credential_key=matched.credential_key, event=event
+        )
+        return WebhookAnswer(200, body)
     if event.kind != "message" or not matched.enabled:
         return WebhookAnswer(200, event.response or adapter.ignored(event))
     storable = ingest.storable_event(event)
@@ -603,25 +648,34 @@ def message_process_inbound(*, message_id: Any) -> float | None:
         message.status, message.error = MessageStatus.IGNORED, "channel disabled"
         message.save(update_fields=fields)
         return None
+    command = commands.command_of(platform=channel.platform, message=message)
+    if command is not None:
+        _answer_command(channel, message, command)
+        return None
     if not _allowed(channel, message):
         message.status, message.error = MessageStatus.IGNORED, "sender not in allowlist"
         message.save(update_fields=fields)
         return None
+    conversation = conversations.conversation_for_message(message=message)
+    context_id = conversation.context_id
     try:
-        reply = deliver_prompt(
-            workspace=channel.workspace,
-            text=message.text,
-            message_id=str(message.pk),
-            source="channel",
-            reference=str(message.pk),
-            metadata={
-                "source": "channel",
-                "channel_id": str(channel.pk),
-                "platform": channel.platform,
-                "chat_id": message.chat_id,
-                "sender_id": message.sender_id,
-            },
-        )
+        with typing_indicator.typing_while(channel=channel, chat_id=message.chat_id):
+            reply = deliver_prompt(
+                workspace=channel.workspace,
+                text=message.text,
+                message_id=str(message.pk),
+                source="channel",
+                reference=str(message.pk),
+                context_id=context_id,
+                metadata={
+                    "source": "channel",
+                    "channel_id": str(channel.pk),
+                    "platform": channel.platform,
+                    "chat_id": message.chat_id,
+                    "sender_id": message.sender_id,
+                    "history": conversations.conversation_history(conversation=conversation, message=message),
+                },
+            )
     except A2AError as exc:
         message.error = exc.reason
         if exc.transient and message.attempts < settings.CHANNEL_SEND_MAX_ATTEMPTS:
@@ -630,6 +684,14 @@ def message_process_inbound(*, message_id: Any) -> float | None:
         message.status = MessageStatus.FAILED
         message.save(update_fields=fields)
         return None
+    conversations.conversation_adopt_context(
+        conversation=conversation, sent=context_id, returned=reply.context_id
+    )
+    conversations.conversation_record(
+        conversation=conversation,
+        text=reply.text if reply.text.strip() else message.text,
+        count=2 if reply.text.strip() else 1,
+    )
     if not reply.text.strip():
         message.status, message.error = MessageStatus.DELIVERED, ""
         message.save(update_fields=fields)
@@ -647,6 +709,44 @@ def message_process_inbound(*, message_id: Any) -> float | None:
         out_id = str(out.pk)
         transaction.on_commit(lambda: enqueue(send_message, out_id))
     return None
+
+
+def _answer_command(channel: Channel, message: ChannelMessage, command: str) -> None:
+    """Answer a chat command in the same chat (the normal outbound path); the agent never sees it."""
+    allowed = _allowed(channel, message)
+    if command == commands.START:
+        text = commands.start_text(
+            workspace_name=channel.workspace.name, chat_id=message.chat_id, allowed=allowed
+        )
+    elif command == commands.HELP:
+        text = commands.help_text(platform=channel.platform)
+    elif allowed:
+        conversations.conversation_reset_for_message(message=message)
+        text = commands.RESET_TEXT
+    else:
+        text = commands.NOT_ALLOWED_TEXT
+    message.meta = {**(message.meta or {}), conversations.COMMAND_META_KEY: command}
+    message.save(update_fields=["meta", "updated_at"])
+    channel_reply(message=message, text=text, service="command")
+
+
+def channel_reply(*, message: ChannelMessage, text: str, service: str) -> ChannelMessage:
+    """Queue a message the service itself writes in answer to `message` (same chat and thread)."""
+    from channels_app.tasks import send_message
+
+    with transaction.atomic():
+        out = ChannelMessage.objects.create(
+            channel_id=message.channel_id,
+            direction=Direction.OUTBOUND,
+            chat_id=message.chat_id,
+            text=text,
+            status=MessageStatus.QUEUED,
+            reply_to=message,
+            meta={**(message.meta or {}), conversations.SERVICE_META_KEY: service},
+        )
+        out_id = str(out.pk)
+        transaction.on_commit(lambda: enqueue(send_message, out_id))
+    return out
 
 
 # --- discovery ------------------------------------------------------------------------------------

@@ -18,4 +18,5 @@ urlpatterns = [
     *api_route(f"{CH}/send", views.ChannelSendView.as_view(), "channel-send"),
     *api_route(f"{CH}/test", views.ChannelTestView.as_view(), "channel-test"),
     *api_route(f"{CH}/messages", views.ChannelMessageListView.as_view(), "channel-messages"),
+    *api_route(f"{CH}/conversations", views.ChannelConversationListView.as_view(), "channel-conversations"),
 ]

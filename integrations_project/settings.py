@@ -228,6 +228,11 @@ CHANNEL_PUBLISH_LINGER_SECONDS = env_float("CHANNEL_PUBLISH_LINGER_SECONDS", 0.0
 # How long a Telegram secret verified by the full path is remembered by a web process, so the
 # next updates skip the lookup (the insert still checks the secret against the database).
 CHANNEL_VERIFIED_ROUTE_SECONDS = env_float("CHANNEL_VERIFIED_ROUTE_SECONDS", 300.0, minimum=0.0)
+# Conversations: how many earlier messages (user and agent, oldest first) go with each prompt in
+# `metadata.history`; 0 sends none (the contextId is still kept).
+CHANNEL_HISTORY_MESSAGES = env_int("CHANNEL_HISTORY_MESSAGES", 10, minimum=0)
+# Telegram "typing…": one sendChatAction every this many seconds while the agent thinks.
+CHANNEL_TYPING_INTERVAL_SECONDS = env_float("CHANNEL_TYPING_INTERVAL_SECONDS", 4.0, minimum=0.5)
 
 # --- Plugins and templates ---------------------------------------------------------------------
 GITHUB_API_BASE_URL = env_str("GITHUB_API_BASE_URL", "https://api.github.com").rstrip("/")

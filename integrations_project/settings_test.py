@@ -26,3 +26,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Nothing listens on the discard port: a test that forgets to point a platform at its fake
+# server fails fast on a refused loopback connection instead of reaching the internet (chat
+# actions such as Telegram's "typing…" are sent by every delivery to a Telegram chat).
+TELEGRAM_API_BASE_URL = os.environ.get("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9")

@@ -55,6 +55,8 @@ class Schedule(models.Model):
     last_status = models.CharField(max_length=16, choices=RunStatus.choices, null=True, blank=True)  # noqa: DJ001 - null until the first run (contract)
     last_error = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: no error
     run_count = models.PositiveIntegerField(default=0)
+    # Channel ids (same workspace) that receive each run's reply or failure reason.
+    deliver_to = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=djtz.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

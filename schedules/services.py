@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone as djtz
 
+from channels_app.models import Channel
+from channels_app.services import channel_send_service
 from common.errors import ApplicationError, Conflict
 from observability.metrics import schedule_run_finished, schedule_run_started
 from schedules import cron
@@ -47,7 +49,8 @@ ADVANCE_GROUPS_MAX = 20
 RUN_LOST_MARGIN_SECONDS = 120
 BUSY_RECHECK_SECONDS = 5.0
 UNSENT_ERROR = "could not be queued: broker unavailable"
-EDITABLE_FIELDS = ("expression", "timezone", "prompt", "enabled", "name")
+EDITABLE_FIELDS = ("expression", "timezone", "prompt", "enabled", "name", "deliver_to")
+DELIVER_TO_MAX_ITEMS = 10
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -78,6 +81,30 @@ def name_normalize(name: Any) -> str:
     if len(name) > NAME_MAX_CHARS:
         raise _invalid("name", f"Must be at most {NAME_MAX_CHARS} characters.")
     return name
+
+
+def deliver_to_normalize(*, workspace_id: UUID, value: Any) -> list[str]:
+    """`deliver_to` as stored: distinct ids of channels of the same workspace, at most
+    `DELIVER_TO_MAX_ITEMS` (400 `invalid_request` otherwise, naming the field)."""
+    if not isinstance(value, (list, tuple)):
+        raise _invalid("deliver_to", "Must be a list of channel ids.")
+    ids: list[str] = []
+    for item in value:
+        try:
+            text = str(UUID(str(item)))
+        except ValueError:
+            raise _invalid("deliver_to", "Each entry must be a channel id.") from None
+        if text not in ids:
+            ids.append(text)
+    if len(ids) > DELIVER_TO_MAX_ITEMS:
+        raise _invalid("deliver_to", f"At most {DELIVER_TO_MAX_ITEMS} channels.")
+    found = {
+        str(pk)
+        for pk in Channel.objects.filter(workspace_id=workspace_id, pk__in=ids).values_list("pk", flat=True)
+    }
+    if len(found) != len(ids):
+        raise _invalid("deliver_to", "Each entry must be a channel of this workspace.")
+    return ids
 
 
 def _name_conflict(name: str) -> Conflict:
@@ -115,6 +142,7 @@ def schedule_prepare(
     enabled: bool = True,
     name: str = "",
     source: str = ScheduleSource.RUNTIME,
+    deliver_to: Sequence[Any] = (),
 ) -> Schedule:
     """A validated, UNSAVED schedule with `next_run_at` computed (for create and bulk imports)."""
     normalized = cron.validate_expression(expression)
@@ -129,6 +157,7 @@ def schedule_prepare(
         prompt=prompt_normalize(prompt),
         enabled=bool(enabled),
         source=source,
+        deliver_to=deliver_to_normalize(workspace_id=workspace.pk, value=deliver_to) if deliver_to else [],
     )
     schedule.next_run_at = _next_run(schedule, djtz.now())
     return schedule
@@ -143,6 +172,7 @@ def schedule_create(
     enabled: bool = True,
     name: str = "",
     source: str = ScheduleSource.RUNTIME,
+    deliver_to: Sequence[Any] = (),
 ) -> Schedule:
     """Validate and save; a non-empty name already used in the workspace is a 409 `conflict`."""
     schedule = schedule_prepare(
@@ -153,6 +183,7 @@ def schedule_create(
         enabled=enabled,
         name=name,
         source=source,
+        deliver_to=deliver_to,
     )
     _check_name_free(workspace_id=workspace.pk, name=schedule.name)
     try:
@@ -206,6 +237,10 @@ def schedule_update(*, schedule: Schedule, data: dict[str, Any], now: datetime |
         if not isinstance(data["enabled"], bool):
             raise _invalid("enabled", "Must be a boolean.")
         changes["enabled"] = data["enabled"]
+    if "deliver_to" in data:
+        changes["deliver_to"] = deliver_to_normalize(
+            workspace_id=current.workspace_id, value=data["deliver_to"]
+        )
     if "name" in data:
         changes["name"] = name_normalize(data["name"])
         if changes["name"] != current.name:
@@ -469,7 +504,7 @@ def _defer_or_skip(*, run: ScheduleRun, reason: str, now: datetime) -> float | N
 
 def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now: datetime | None) -> None:
     started = time.monotonic()
-    status, error, excerpt = RunStatus.SUCCESS, None, None
+    status, error, excerpt, reply_text = RunStatus.SUCCESS, None, None, ""
     try:
         reply = deliver_prompt(
             workspace=workspace,
@@ -488,6 +523,7 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
             },
         )
         excerpt = reply.text[:RESPONSE_EXCERPT_MAX_CHARS]
+        reply_text = reply.text
     except A2AError as exc:
         status, error = RunStatus.ERROR, exc.reason
     except Exception:
@@ -495,7 +531,30 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
         status, error = RunStatus.ERROR, "internal error"
     elapsed = timedelta(seconds=time.monotonic() - started)
     finished = (now + elapsed) if now is not None else djtz.now()
-    _finish(run=run, status=status, now=finished, from_status=RunStatus.RUNNING, error=error, excerpt=excerpt)
+    closed = _finish(
+        run=run, status=status, now=finished, from_status=RunStatus.RUNNING, error=error, excerpt=excerpt
+    )
+    if closed and schedule.deliver_to:
+        result = reply_text if status == RunStatus.SUCCESS else f"failed: {error}"
+        run_deliver_result(run=run, schedule=schedule, text=result)
+
+
+def run_deliver_result(*, run: ScheduleRun, schedule: Schedule, text: str) -> int:
+    """Send a run's reply (or failure reason) to the schedule's `deliver_to` channels through
+    the normal outbound path, marked with the schedule's name; returns how many were queued."""
+    label = schedule.name or f"schedule {str(schedule.pk)[:8]}"
+    body = f"[{label}] {text.strip() or '(the agent sent no text)'}"
+    queued = 0
+    for channel_id in schedule.deliver_to:
+        message = channel_send_service(
+            channel_id=channel_id,
+            workspace_id=schedule.workspace_id,
+            text=body,
+            service="schedule",
+            meta={"schedule_id": str(schedule.pk), "run_id": str(run.pk)},
+        )
+        queued += message is not None
+    return queued
 
 
 def run_reap_stuck(*, now: datetime | None = None) -> int:

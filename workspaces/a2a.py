@@ -32,6 +32,7 @@ class A2AReply:
     text: str
     kind: str  # "message" or "task"
     task_state: str | None = None
+    context_id: str | None = None
 
 
 def a2a_policy() -> NetworkPolicy:
@@ -39,13 +40,20 @@ def a2a_policy() -> NetworkPolicy:
 
 
 def build_request(
-    *, text: str, message_id: str, request_id: str, metadata: dict[str, Any] | None = None
+    *,
+    text: str,
+    message_id: str,
+    request_id: str,
+    metadata: dict[str, Any] | None = None,
+    context_id: str | None = None,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "user",
         "messageId": message_id,
         "parts": [{"kind": "text", "text": text}],
     }
+    if context_id:
+        message["contextId"] = context_id
     if metadata:
         message["metadata"] = metadata
     return {
@@ -81,6 +89,7 @@ def extract_reply(result: Any) -> A2AReply:
     """The reply text of an A2A Message (`parts`) or Task (`artifacts[].parts`)."""
     if not isinstance(result, dict):
         raise A2AError("agent reply has no result object")
+    context_id = result.get("contextId") if isinstance(result.get("contextId"), str) else None
     if "artifacts" in result or result.get("kind") == "task" or "status" in result:
         state = result.get("status", {}).get("state") if isinstance(result.get("status"), dict) else None
         if state in _FAILED_TASK_STATES:
@@ -93,8 +102,8 @@ def extract_reply(result: Any) -> A2AReply:
             status_message = result["status"].get("message")
             if isinstance(status_message, dict):
                 texts.extend(_texts(status_message.get("parts")))
-        return A2AReply(text="\n".join(texts), kind="task", task_state=state)
-    return A2AReply(text="\n".join(_texts(result.get("parts"))), kind="message")
+        return A2AReply(text="\n".join(texts), kind="task", task_state=state, context_id=context_id)
+    return A2AReply(text="\n".join(_texts(result.get("parts"))), kind="message", context_id=context_id)
 
 
 def a2a_send(
@@ -105,8 +114,12 @@ def a2a_send(
     metadata: dict[str, Any] | None = None,
     request_id: str | None = None,
     timeout: float | None = None,
+    context_id: str | None = None,
 ) -> A2AReply:
-    """Send one prompt; retries of the same work must pass the same `message_id`."""
+    """Send one prompt; retries of the same work must pass the same `message_id`.
+
+    `context_id` (sent as `message.contextId`) keeps a conversation together on the agent's side.
+    """
     if not url:
         raise A2AError("workspace has no agent url")
     timeout = timeout or settings.A2A_TIMEOUT_SECONDS
@@ -116,6 +129,7 @@ def a2a_send(
         message_id=message_id or str(uuid.uuid4()),
         request_id=request_id,
         metadata=metadata,
+        context_id=context_id,
     )
     try:
         response = http_request(

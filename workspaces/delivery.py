@@ -18,6 +18,7 @@ def deliver_prompt(
     reference: str = "",
     metadata: dict[str, Any] | None = None,
     request_id: str | None = None,
+    context_id: str | None = None,
 ) -> A2AReply:
     """Send `text` to the workspace agent. `source` names the caller (schedule, channel, ...)."""
     if not workspace.url:
@@ -31,6 +32,7 @@ def deliver_prompt(
                 message_id=message_id,
                 metadata=metadata,
                 request_id=request_id,
+                context_id=context_id,
             )
     finally:
         AgentDelivery.objects.filter(pk=marker.pk).delete()

@@ -38,7 +38,7 @@ def current_timestamp() -> float:
 class ConfigField:
     key: str
     label: str
-    type: str = "string"  # "string", "list" or "url"
+    type: str = "string"  # "string", "list", "url" or "bool"
     required: bool = False
     secret: bool = False
     help: str = ""
@@ -236,6 +236,36 @@ def safe_code(value: Any) -> str:
     return value if isinstance(value, str) and _SAFE_CODE.match(value) else "unknown"
 
 
+APPROVERS_MAX_ENTRIES = 100
+APPROVAL_FIELDS = (
+    ConfigField(
+        "approvals",
+        "Approvals in chat",
+        type="bool",
+        help="Post the workspace's approvals to the default chat, with buttons to decide them.",
+    ),
+    ConfigField(
+        "approvers",
+        "Approvers",
+        type="list",
+        help="Platform user ids allowed to decide approvals with the buttons; nobody else can.",
+    ),
+)
+
+
+def clean_approvers(value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > APPROVERS_MAX_ENTRIES:
+        raise ValueError(f"Must be a list of at most {APPROVERS_MAX_ENTRIES} user ids.")
+    cleaned: list[str] = []
+    for item in value:
+        text = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else ""
+        if not text or len(text) > 200:
+            raise ValueError("Each approver must be a non-empty user id of at most 200 characters.")
+        if text not in cleaned:
+            cleaned.append(text)
+    return cleaned
+
+
 class ChannelAdapter:
     """Base class: subclasses declare `platform`, `display_name`, `fields`, limits and hooks."""
 
@@ -302,6 +332,12 @@ class ChannelAdapter:
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
         """Type checks shared by all platforms; subclasses add format checks."""
+        if fld.type == "bool":
+            if not isinstance(value, bool):
+                raise ValueError("Must be true or false.")
+            return value
+        if fld.key == "approvers":
+            return clean_approvers(value)
         if fld.type == "list":
             if not isinstance(value, list):
                 raise ValueError("Must be a list.")

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 
 from channels_app.adapters.base import (
+    APPROVAL_FIELDS,
     ChannelAdapter,
     ConfigField,
     InboundEvent,
@@ -23,6 +24,7 @@ from channels_app.adapters.base import (
 
 PING = 1
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
 PONG = 1
 DEFERRED_CHANNEL_MESSAGE = 5
 CHANNEL_MESSAGE = 4
@@ -81,6 +83,7 @@ class DiscordAdapter(ChannelAdapter):
             "Public key",
             help="Developer portal → General information (hex Ed25519); verifies inbound interactions.",
         ),
+        *APPROVAL_FIELDS,
     )
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
@@ -103,6 +106,10 @@ class DiscordAdapter(ChannelAdapter):
         if bool(config.get("application_id")) != bool(config.get("public_key")):
             missing = "public_key" if config.get("application_id") else "application_id"
             errors.setdefault(missing, []).append("application_id and public_key go together.")
+        if config.get("approvals") and not (config.get("webhook_url") and config.get("public_key")):
+            errors.setdefault("webhook_url", []).append(
+                "Approvals need webhook_url (to post) and application_id and public_key (for the buttons)."
+            )
         if enabled and not config.get("webhook_url") and not config.get("public_key"):
             errors.setdefault("webhook_url", []).append(
                 "Configure webhook_url (outbound), application_id and public_key (inbound), or both."
@@ -127,6 +134,8 @@ class DiscordAdapter(ChannelAdapter):
             return InboundEvent(kind="handshake", response={"type": PONG})
         if str(interaction.get("application_id", "")) != str(config.get("application_id", "")):
             raise ValueError("interaction of another application")
+        if interaction.get("type") == MESSAGE_COMPONENT and isinstance(interaction.get("data"), dict):
+            return self._parse_press(interaction)
         if interaction.get("type") != APPLICATION_COMMAND or not isinstance(interaction.get("data"), dict):
             return InboundEvent(
                 kind="ignored", response=self._ephemeral("This interaction is not supported.")
@@ -149,6 +158,27 @@ class DiscordAdapter(ChannelAdapter):
             sender_id=str(user.get("id", "")),
             text=text,
             meta=meta,
+        )
+
+    @staticmethod
+    def _user_id(interaction: dict[str, Any]) -> str:
+        member = interaction.get("member") if isinstance(interaction.get("member"), dict) else {}
+        user = member.get("user") if isinstance(member.get("user"), dict) else interaction.get("user")
+        return str(user.get("id", "")) if isinstance(user, dict) else ""
+
+    def _parse_press(self, interaction: dict[str, Any]) -> InboundEvent:
+        """A message component (button) press."""
+        custom_id = interaction["data"].get("custom_id")
+        if not isinstance(custom_id, str):
+            return InboundEvent(
+                kind="ignored", response=self._ephemeral("This interaction is not supported.")
+            )
+        return InboundEvent(
+            kind="press",
+            event_id=str(interaction.get("id", "")),
+            chat_id=str(interaction.get("channel_id") or ""),
+            sender_id=self._user_id(interaction),
+            text=custom_id,
         )
 
     @staticmethod

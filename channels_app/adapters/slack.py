@@ -14,6 +14,7 @@ from django.conf import settings
 
 from channels_app.adapters import base
 from channels_app.adapters.base import (
+    APPROVAL_FIELDS,
     ChannelAdapter,
     ConfigField,
     Discovery,
@@ -66,6 +67,7 @@ class SlackAdapter(ChannelAdapter):
             help="Default channel for outbound messages (e.g. C0123456789); inbound events from other "
             "channels are not routed here. Empty: every channel.",
         ),
+        *APPROVAL_FIELDS,
     )
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
@@ -128,6 +130,8 @@ class SlackAdapter(ChannelAdapter):
         def one(key: str) -> str:
             return (form.get(key) or [""])[0]
 
+        if one("payload"):
+            return self._parse_interaction(json.loads(one("payload")))
         if not one("command"):
             return InboundEvent(kind="ignored", response={"ok": True, "status": "ignored"})
         text = one("text").strip() or one("command")
@@ -139,6 +143,32 @@ class SlackAdapter(ChannelAdapter):
             text=text,
             meta={"command": one("command")},
         )
+
+    @staticmethod
+    def _parse_interaction(payload: Any) -> InboundEvent:
+        """An interactivity request (`payload=<json>`): a Block Kit button press."""
+        if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+            return InboundEvent(kind="ignored", response={})
+        actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
+        action = actions[0] if actions and isinstance(actions[0], dict) else {}
+        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+        channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
+        value = action.get("value")
+        if not isinstance(value, str):
+            return InboundEvent(kind="ignored", response={})
+        return InboundEvent(
+            kind="press",
+            event_id=str(action.get("action_ts") or ""),
+            chat_id=str(channel.get("id", "")),
+            sender_id=str(user.get("id", "")),
+            text=value,
+        )
+
+    def validate_together(
+        self, config: dict[str, Any], *, enabled: bool, errors: dict[str, list[str]]
+    ) -> None:
+        if config.get("approvals") and not config.get("channel_id"):
+            errors.setdefault("channel_id", []).append("Approvals are posted to this channel: name one.")
 
     def ack(self, event: InboundEvent) -> dict[str, Any]:
         if event.meta.get("command"):  # a slash command shows this body to the user, privately
@@ -174,6 +204,10 @@ class SlackAdapter(ChannelAdapter):
     ) -> None:
         if not chat_id:
             raise SendError("slack: no channel id", transient=False)
+        if meta.get("ephemeral_user"):  # seen only by that user (e.g. a refused button press)
+            payload = {"channel": chat_id, "user": str(meta["ephemeral_user"]), "text": text[:BLOCK_LIMIT]}
+            self.call(str(config.get("bot_token") or ""), "chat.postEphemeral", payload)
+            return
         blocks = [
             {"type": "section", "text": {"type": "plain_text", "text": chunk, "emoji": False}}
             for chunk in split_text(text, BLOCK_LIMIT)

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from channels_app.adapters.base import (
+    APPROVAL_FIELDS,
     ChannelAdapter,
     ConfigField,
     Discovery,
@@ -54,6 +55,7 @@ class TelegramAdapter(ChannelAdapter):
             secret=True,
             help="Sent by Telegram in X-Telegram-Bot-Api-Secret-Token; generated when left empty.",
         ),
+        *APPROVAL_FIELDS,
     )
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
@@ -105,6 +107,8 @@ class TelegramAdapter(ChannelAdapter):
         update = json.loads(body)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             raise ValueError("not a Telegram update")
+        if isinstance(update.get("callback_query"), dict):
+            return self._parse_press(update)
         message = next((update[k] for k in _MESSAGE_KEYS if isinstance(update.get(k), dict)), None)
         if message is None or not isinstance(message.get("chat"), dict):
             return InboundEvent(kind="ignored", response=self.ignored_body())
@@ -122,6 +126,30 @@ class TelegramAdapter(ChannelAdapter):
             text=text,
             meta={"message_id": message.get("message_id")},
         )
+
+    def _parse_press(self, update: dict[str, Any]) -> InboundEvent:
+        """An inline keyboard button press (`callback_query`)."""
+        query = update["callback_query"]
+        sender = query.get("from") if isinstance(query.get("from"), dict) else {}
+        message = query.get("message") if isinstance(query.get("message"), dict) else {}
+        chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
+        data = query.get("data")
+        if not isinstance(data, str) or not isinstance(query.get("id"), str):
+            return InboundEvent(kind="ignored", response=self.ignored_body())
+        return InboundEvent(
+            kind="press",
+            event_id=str(update["update_id"]),
+            chat_id=str(chat.get("id", "")),
+            sender_id=str(sender.get("id", "")),
+            text=data,
+            meta={"callback_query_id": query["id"]},
+        )
+
+    def validate_together(
+        self, config: dict[str, Any], *, enabled: bool, errors: dict[str, list[str]]
+    ) -> None:
+        if config.get("approvals") and not config.get("chat_ids"):
+            errors.setdefault("chat_ids", []).append("Approvals are posted to the first chat id: name one.")
 
     @staticmethod
     def ignored_body() -> dict[str, Any]:
@@ -160,6 +188,11 @@ class TelegramAdapter(ChannelAdapter):
         if not chat_id:
             raise SendError("telegram: no chat id", transient=False)
         self.call(str(config.get("bot_token") or ""), "sendMessage", {"chat_id": chat_id, "text": text})
+
+    def send_chat_action(self, config: Mapping[str, Any], *, chat_id: str, action: str) -> None:
+        self.call(
+            str(config.get("bot_token") or ""), "sendChatAction", {"chat_id": chat_id, "action": action}
+        )
 
     def set_webhook(self, config: Mapping[str, Any], *, url: str) -> None:
         self.call(

@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from channels_app.models import Channel, ChannelMessage, Platform
+from channels_app.models import Channel, ChannelMessage, Conversation, Platform
 from channels_app.services import inbound_url, masked_config
 from common.serializers import StrictSerializer
 
@@ -117,6 +117,30 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ConversationSerializer(serializers.ModelSerializer):
+    last_message = serializers.CharField(
+        source="last_message_text", help_text="The last message of the conversation (first 500 characters)."
+    )
+    count = serializers.IntegerField(
+        source="message_count", help_text="Messages since the conversation started."
+    )
+
+    class Meta:
+        model = Conversation
+        fields = (
+            "id",
+            "chat_id",
+            "thread_id",
+            "context_id",
+            "last_message",
+            "last_message_at",
+            "count",
+            "started_at",
+            "created_at",
+        )
+        read_only_fields = fields
+
+
 class DiscoverSerializer(StrictSerializer):
     platform = serializers.ChoiceField(choices=Platform.choices)
     bot_token = serializers.CharField(max_length=500)
@@ -141,7 +165,7 @@ class DiscoverResultSerializer(serializers.Serializer):
 class _ConfigFieldSerializer(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()
-    type = serializers.ChoiceField(choices=["string", "list", "url"])
+    type = serializers.ChoiceField(choices=["string", "list", "url", "bool"])
     required = serializers.BooleanField()
     secret = serializers.BooleanField()
     help = serializers.CharField()

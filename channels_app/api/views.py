@@ -20,6 +20,7 @@ from channels_app.api.serializers import (
     ChannelCreateSerializer,
     ChannelSerializer,
     ChannelUpdateSerializer,
+    ConversationSerializer,
     DiscoverResultSerializer,
     DiscoverSerializer,
     MessageSerializer,
@@ -28,7 +29,7 @@ from channels_app.api.serializers import (
     TestSerializer,
 )
 from channels_app.filters import MessageFilter
-from channels_app.models import Channel, ChannelMessage
+from channels_app.models import Channel, ChannelMessage, Conversation
 from common.errors import ApplicationError, NotFound, PayloadTooLarge, error_response
 from common.headers import EnvironHeaders
 from common.serializers import ErrorSerializer
@@ -168,6 +169,22 @@ class ChannelMessageListView(_ChannelView):
         queryset = self.filter_queryset(selectors.message_list(channel=self.channel()))
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+
+class ChannelConversationListView(_ChannelView):
+    serializer_class = ConversationSerializer
+    queryset = Conversation.objects.none()
+    ordering = ("-created_at", "-id")
+
+    @extend_schema(
+        summary="Conversations of a channel, newest first",
+        description="One per chat (per thread on Slack): the A2A contextId its messages carry, its "
+        "last message and how many messages it has had since it started (or was reset).",
+        responses={200: ConversationSerializer(many=True), **ERRORS},
+    )
+    def get(self, request: Request, workspace_id: Any, channel_id: Any) -> Response:
+        page = self.paginate_queryset(selectors.conversation_list(channel=self.channel()))
+        return self.get_paginated_response(ConversationSerializer(page, many=True).data)
 
 
 def _webhook(request: HttpRequest, platform: str) -> HttpResponseBase:

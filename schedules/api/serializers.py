@@ -28,6 +28,9 @@ class ScheduleSerializer(serializers.ModelSerializer):
         choices=[RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.SKIPPED], allow_null=True, read_only=True
     )
     description = serializers.SerializerMethodField(help_text="The expression in words.")
+    deliver_to = serializers.ListField(
+        child=serializers.UUIDField(), read_only=True, help_text="Channels that receive each run's result."
+    )
 
     class Meta:
         model = Schedule
@@ -39,6 +42,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "timezone",
             "prompt",
             "enabled",
+            "deliver_to",
             "source",
             "description",
             "next_run_at",
@@ -101,6 +105,12 @@ class ScheduleInputSerializer(StrictSerializer):
     prompt = _LooseString(help_text=f"1 to {PROMPT_MAX_CHARS} characters (after removing \\r).")
     enabled = serializers.BooleanField(required=False, default=True)
     name = StrictCharField(required=False, allow_blank=True, max_length=NAME_MAX_CHARS, default="")
+    deliver_to = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        default=list,
+        help_text="Channel ids of this workspace; each run's reply (or failure) is sent there.",
+    )
 
     def validate_enabled(self, value: Any) -> bool:
         return bool(value)

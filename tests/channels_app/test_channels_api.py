@@ -253,11 +253,20 @@ def test_adapters_are_public_and_come_from_the_classes(api):
     }
     assert telegram["chat_ids"]["type"] == "list" and not telegram["chat_ids"]["secret"]
     assert telegram["webhook_secret"]["secret"] is True
-    assert {f["key"] for f in body["slack"]["config_schema"]} == {"bot_token", "signing_secret", "channel_id"}
+    assert {f["key"] for f in body["slack"]["config_schema"]} == {
+        "bot_token",
+        "signing_secret",
+        "channel_id",
+        "approvals",
+        "approvers",
+    }
+    assert telegram["approvals"]["type"] == "bool" and telegram["approvers"]["type"] == "list"
     assert {f["key"] for f in body["discord"]["config_schema"]} == {
         "webhook_url",
         "application_id",
         "public_key",
+        "approvals",
+        "approvers",
     }
     assert {f["key"] for f in body["lark"]["config_schema"]} == {
         "webhook_url",

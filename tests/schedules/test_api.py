@@ -23,6 +23,7 @@ SCHEDULE_FIELDS = {
     "timezone",
     "prompt",
     "enabled",
+    "deliver_to",
     "source",
     "description",
     "next_run_at",
