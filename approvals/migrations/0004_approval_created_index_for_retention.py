@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('approvals', '0002_unsent_notification_index'),
+        ('approvals', '0003_approval_chat_posts'),
         ('workspaces', '0001_initial'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('schedules', '0001_initial'),
+        ('schedules', '0002_schedule_deliver_to'),
     ]
 
     operations = [
