@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,7 @@ def template_sync_dir(*, root: Path | None = None) -> SyncReport:
 
 
 def template_source_check(source: Any) -> str:
-    """`local://<dir>` or `github://owner/repo[#ref]` (the fetch pipeline's grammar), else 400."""
+    """`local://<dir>` or `github://owner/repo[/path][#ref]` (the fetch pipeline's grammar), else 400."""
     return str(parse_source(source))
 
 
@@ -149,7 +150,7 @@ def _fetch_and_read(source: str) -> tuple[TemplateData, str]:
             f"The template could not be fetched: {exc.reason}", code="fetch_failed"
         ) from None
     if spec.scheme == "github":
-        return data, f"github://{spec.owner}/{spec.repo}#{resolved}"
+        return data, str(dataclasses.replace(spec, ref=resolved))
     return data, str(spec)
 
 

@@ -35,7 +35,7 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 
 class TemplateImportRequestSerializer(StrictSerializer):
-    source = StrictCharField(max_length=500, help_text="github://owner/repo[#ref] or local://<dir>")
+    source = StrictCharField(max_length=500, help_text="github://owner/repo[/path][#ref] or local://<dir>")
     replace = serializers.BooleanField(required=False, default=False)
 
 
