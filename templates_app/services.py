@@ -183,12 +183,17 @@ def template_import_job_run(*, job_id: Any) -> TemplateImportJob:
 
 
 def bundle_import_job_create(
-    *, payload: Any, filename: str = "", parent: Workspace | None = None, requested_by: str = ""
+    *,
+    payload: Any,
+    filename: str = "",
+    parent: Workspace | None = None,
+    activate: bool = False,
+    requested_by: str = "",
 ) -> BundleImportJob:
     from templates_app.tasks import run_bundle_import
 
     job = BundleImportJob.objects.create(
-        payload=payload, filename=filename[:255], parent=parent, requested_by=requested_by
+        payload=payload, filename=filename[:255], parent=parent, activate=activate, requested_by=requested_by
     )
     job_id = str(job.pk)
     transaction.on_commit(lambda: run_bundle_import.delay(job_id))
@@ -209,7 +214,7 @@ def bundle_import_job_run(*, job_id: Any) -> BundleImportJob | None:
             parent = Workspace.objects.filter(pk=job.parent_id).first()
             if parent is None:
                 raise ApplicationError("The parent workspace no longer exists.", code="invalid_parent")
-        result = bundle_import(bundle=job.payload, parent=parent)
+        result = bundle_import(bundle=job.payload, parent=parent, activate=job.activate)
     except ApplicationError as exc:
         job.status, job.code, job.error = JobStatus.FAILED, exc.code, exc.message[:1000]
     except Exception:
