@@ -11,7 +11,13 @@ from common.errors import UnknownField
 
 
 class StrictInputMixin:
-    """Rejects any key that is not a writable field with 400 `unknown_field`."""
+    """Rejects any key that is not a writable field with 400 `unknown_field`.
+
+    `unknown_field_hint(key)` may say where a refused key belongs (e.g. inside `config`), so the
+    error helps instead of only refusing."""
+
+    def unknown_field_hint(self, key: str) -> str | None:
+        return None
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, Mapping):
@@ -19,9 +25,13 @@ class StrictInputMixin:
         writable = {name for name, field in self.fields.items() if not field.read_only}  # type: ignore[attr-defined]
         unknown = sorted(str(key) for key in data if key not in writable)
         if unknown:
+            hints = {key: hint for key in unknown if (hint := self.unknown_field_hint(key))}
+            message = f"Unknown or read-only field(s): {', '.join(unknown)}."
+            if hints:
+                message = " ".join([message, *hints.values()])
             raise UnknownField(
-                f"Unknown or read-only field(s): {', '.join(unknown)}.",
-                details={key: ["This field cannot be set."] for key in unknown},
+                message,
+                details={key: [hints.get(key, "This field cannot be set.")] for key in unknown},
             )
         return super().to_internal_value(data)  # type: ignore[misc]
 
