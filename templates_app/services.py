@@ -53,11 +53,18 @@ __all__ = [
 def template_store(*, data: TemplateData, source: str, replace: bool) -> tuple[WorkspaceTemplate, bool]:
     """Create the template, or replace an existing slug's fields and files when `replace`.
 
-    Returns (template, created). An existing slug without `replace` is a 409 `conflict`.
+    Returns (template, created). An existing slug without `replace` is a 409 `conflict`, unless
+    it already holds exactly this template from the same source (importing what
+    `sync_templates` stored, or the same import twice, is a no-op rather than an error).
     """
     existing = WorkspaceTemplate.objects.select_for_update().filter(slug=data.slug).first()
     if existing is not None and not replace:
-        raise Conflict(f"A template with slug {data.slug!r} already exists; pass replace to update it.")
+        if _template_matches(existing, data=data, source=source):
+            return existing, False
+        raise Conflict(
+            f"A template with slug {data.slug!r} already exists with other content; "
+            "pass replace: true to update it."
+        )
     template = existing or WorkspaceTemplate(slug=data.slug)
     template.name = data.name
     template.description = data.description
@@ -77,6 +84,15 @@ def template_store(*, data: TemplateData, source: str, replace: bool) -> tuple[W
         batch_size=500,
     )
     return template, existing is None
+
+
+def _template_matches(template: WorkspaceTemplate, *, data: TemplateData, source: str) -> bool:
+    """Does the stored template hold exactly `data` from `source` (fields and every file)?"""
+    fields = ("name", "description", "runtime", "tier", "config", "config_schema")
+    if template.source != source or any(getattr(template, key) != getattr(data, key) for key in fields):
+        return False
+    stored = sorted(template.files.values_list("path", "content", "encoding"))
+    return stored == sorted((f.path, f.content, f.encoding) for f in data.files)
 
 
 @dataclass
