@@ -11,12 +11,10 @@ from common.errors import UnknownField
 
 
 class StrictInputMixin:
-    """Rejects any key that is not a writable field with 400 `unknown_field`.
-
-    `unknown_field_hint(key)` may say where a refused key belongs (e.g. inside `config`), so the
-    error helps instead of only refusing."""
+    """Rejects any key that is not a writable field with 400 `unknown_field`."""
 
     def unknown_field_hint(self, key: str) -> str | None:
+        """Where a refused key belongs (e.g. inside `config`), so the error helps; None: nothing to say."""
         return None
 
     def to_internal_value(self, data: Any) -> Any:
