@@ -410,7 +410,7 @@ class _TreeWriter:
     ) -> None:
         if len(relative.parts) > MAX_DEPTH:
             raise ArchiveError(f"archive member nested deeper than {MAX_DEPTH} levels")
-        for depth in range(1, len(relative.parts) + 1):
+        for depth in range(1, len(relative.parts) + 1 if self.links else 1):
             if PurePosixPath(*relative.parts[:depth]) in self.links:
                 what = "appears twice" if depth == len(relative.parts) else "is inside a link"
                 raise ArchiveError(f"archive member {what}")
