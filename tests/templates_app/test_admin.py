@@ -148,7 +148,7 @@ def test_workspace_export_action(staff):
         assert len(archive.namelist()) == 2
 
 
-def test_bundle_upload_activate_checkbox(staff, django_capture_on_commit_callbacks):
+def test_bundle_upload_activate_checkbox(staff, run_tasks_inline, django_capture_on_commit_callbacks):
     bundle = {
         "format": "integrations-bundle",
         "version": 1,
