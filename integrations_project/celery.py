@@ -14,9 +14,12 @@ app.autodiscover_tasks()
 
 
 @setup_logging.connect
-def use_django_logging(**kwargs: object) -> None:
-    """Workers and Beat log exactly like the web processes (LOG_LEVEL, LOG_FORMAT=json, request
-    ids) instead of Celery replacing the root logger's handlers with its own format."""
+def use_django_logging(*, loglevel: int | str | None = None, **kwargs: object) -> None:
+    """Workers and Beat log exactly like the web processes (LOG_FORMAT=json, request ids) instead
+    of Celery replacing the root logger's handlers with its own format. A `--loglevel` given to
+    the worker still sets the level (else LOG_LEVEL does)."""
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)

@@ -84,13 +84,15 @@ def test_celery_workers_log_with_the_service_format(tmp_path):
         "import django; django.setup(); import logging\n"
         "from integrations_project.celery import app\n"
         "from celery.signals import setup_logging\n"
-        "assert setup_logging.send(sender=None, loglevel='INFO', logfile=None, format='', colorize=False)\n"
+        "assert setup_logging.send(sender=None, loglevel=30, logfile=None, format='', colorize=False)\n"
         "logging.getLogger('celery.app.trace').info('Task x succeeded')\n"
+        "logging.getLogger('channels_app.services').warning('send failed')\n"
     )
-    result = _python(code, VAR_DIR=str(tmp_path), LOG_FORMAT="json")
+    result = _python(code, VAR_DIR=str(tmp_path), LOG_FORMAT="json", LOG_LEVEL="INFO")
     assert result.returncode == 0, result.stderr
+    # One JSON line: the worker's --loglevel (WARNING here) wins over LOG_LEVEL.
     [line] = [json.loads(text) for text in result.stderr.splitlines() if text.startswith("{")]
-    assert line["logger"] == "celery.app.trace" and line["message"] == "Task x succeeded"
+    assert line["logger"] == "channels_app.services" and line["message"] == "send failed"
 
 
 @pytest.mark.parametrize("url", [None, "filesystem://localhost/"])
