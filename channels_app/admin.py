@@ -3,12 +3,14 @@ read-only message log. Saving goes through the same services as the API."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from channels_app import conversations, services
 from channels_app.adapters import get_adapter
@@ -17,13 +19,20 @@ from common.admin import ReadOnlyAdminMixin
 from common.errors import ApplicationError
 
 
+class BlankJSONField(forms.JSONField):
+    """A JSON box that shows nothing, not `null`, when it holds nothing."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
 class ChannelAdminForm(forms.ModelForm):
     settings = forms.JSONField(
         label="Config (non-secret fields)",
         required=False,
         help_text='JSON object, e.g. {"chat_ids": ["-1001234"]}.',
     )
-    new_secrets = forms.JSONField(
+    new_secrets = BlankJSONField(
         label="New secret values",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
@@ -127,13 +136,26 @@ class ChannelAdmin(admin.ModelAdmin):
         "created_at",
     )
 
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Channel | None:
+        """The channel, knowing the console's own address: the inbound URL is absolute, as in the
+        API, even when PUBLIC_BASE_URL is unset (the instance is per request, the admin is not)."""
+        channel = super().get_object(request, object_id, from_field)
+        if channel is not None:
+            channel.console_base_url = request.build_absolute_uri("/").rstrip("/")
+        return channel
+
     @admin.display(description="Config (secrets masked)")
-    def masked_config(self, obj: Channel) -> dict[str, Any]:
-        return services.masked_config(channel=obj) if obj.pk else {}
+    def masked_config(self, obj: Channel) -> str:
+        config = services.masked_config(channel=obj) if obj.pk else {}
+        return format_html("<pre>{}</pre>", json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False))
 
     @admin.display(description="Inbound URL")
     def inbound_url(self, obj: Channel) -> str:
-        return services.inbound_url(channel=obj) if obj.pk else ""
+        if not obj.pk:
+            return ""
+        return services.inbound_url(channel=obj, base_url=getattr(obj, "console_base_url", None))
 
     @admin.display(description="Last error")
     def short_error(self, obj: Channel) -> str:
@@ -178,6 +200,8 @@ class ChannelMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "chat_id",
         "sender_id",
+        "short_text",
+        "short_error",
         "attempts",
     )
     list_filter = ("direction", "status", "channel__platform")
@@ -205,6 +229,19 @@ class ChannelMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="workspace", ordering="channel__workspace__name")
     def workspace(self, obj: ChannelMessage) -> str:
         return obj.channel.workspace.name
+
+    @admin.display(description="text")
+    def short_text(self, obj: ChannelMessage) -> str:
+        return _shorten(obj.text)
+
+    @admin.display(description="error")
+    def short_error(self, obj: ChannelMessage) -> str:
+        return _shorten(obj.error)
+
+
+def _shorten(value: str | None, limit: int = 80) -> str:
+    value = value or ""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 @admin.register(Conversation)

@@ -38,6 +38,16 @@ def channel_public_config(*, channel: Channel) -> dict[str, Any]:
     return {k: v for k, v in channel.public_config.items() if k not in secret_keys}
 
 
+def channel_empty_secret_keys(*, channel: Channel) -> list[str]:
+    """The secret fields of the channel's platform that hold no value (a bundle import leaves
+    them empty; values the service generates itself, such as telegram's webhook secret, are set)."""
+    adapter = get_adapter(channel.platform)
+    if adapter is None:
+        return []
+    stored = channel.secrets
+    return sorted(key for key in adapter.secret_keys() if not stored.get(key))
+
+
 def message_list(*, channel: Channel) -> QuerySet[ChannelMessage]:
     return ChannelMessage.objects.filter(channel=channel)
 

@@ -513,7 +513,27 @@ def message_send_attempt(*, message_id: Any) -> float | None:
         if exc.transient and message.attempts < settings.CHANNEL_SEND_MAX_ATTEMPTS:
             message.save(update_fields=fields)
             channel_send_counted(platform=channel.platform, status="retry")
-            return retry_delay(attempt=message.attempts, retry_after=exc.retry_after)
+            delay = retry_delay(attempt=message.attempts, retry_after=exc.retry_after)
+            logger.warning(
+                "%s send of message %s (channel %s) failed, attempt %d of %d, retrying in %.0f s: %s",
+                channel.platform,
+                message.pk,
+                channel.pk,
+                message.attempts,
+                settings.CHANNEL_SEND_MAX_ATTEMPTS,
+                delay,
+                exc.reason,
+            )
+            return delay
+        # The task itself ends normally (Celery logs "succeeded"): this line is the failure.
+        logger.warning(
+            "%s send of message %s (channel %s) failed after %d attempt(s): %s",
+            channel.platform,
+            message.pk,
+            channel.pk,
+            message.attempts,
+            exc.reason,
+        )
         message.status = MessageStatus.FAILED
         message.save(update_fields=fields)
         channel_send_counted(platform=channel.platform, status=MessageStatus.FAILED)

@@ -4,8 +4,14 @@ Python's `tarfile` extraction filters are not enough on their own (3.11 may lack
 do not bound size or file counts), so nothing here calls `extract()`. Every member header is
 inspected before a single byte of it is written:
 
-- only regular files and directories are accepted; symlinks, hardlinks, devices, FIFOs, sparse
-  files and any other type are refused;
+- regular files and directories are extracted; a symbolic or hard link whose target (after at
+  most `MAX_LINK_HOPS` links) is a regular file of the same tree is written as a *copy* of that
+  file (never as a link on disk, counted in the file and byte limits), because real repositories
+  hold such links (`CLAUDE.md -> AGENTS.md`); every other link (absolute, leaving the tree,
+  dangling, to a folder, through a folder link, a longer chain), devices, FIFOs, sparse files and
+  any other type are refused;
+- with a `subfolder`, only the members under that folder are considered: the others are neither
+  extracted nor inspected beyond their name, so they can never fail the fetch;
 - names must be relative, without `..`, NUL or backslashes;
 - files and bytes are counted while streaming (the declared size is checked before writing, the
   written size while writing), and the decompressed stream itself is capped, so a gzip bomb
@@ -34,6 +40,8 @@ DEFAULT_MAX_FILES = 10_000
 # Deeper trees are refused: nobody needs them, and tools that recurse once per level (shutil.rmtree,
 # os.walk) fail on a tree nested about 1,000 levels deep.
 MAX_DEPTH = 64
+# A link may point at a link, and so on: a few hops are normal, a longer chain (or a cycle) is not.
+MAX_LINK_HOPS = 5
 COPY_CHUNK = 64 * 1024
 # Tar framing per entry: a 512-byte header, padding to 512, and possibly pax/long-name headers.
 _PER_ENTRY_OVERHEAD = 4096
@@ -280,15 +288,19 @@ def extract_tar_gz(
     limits: Limits,
     strip_top_folder: bool,
     hasher: Hasher | None = None,
+    subfolder: PurePosixPath | None = None,
 ) -> TreeStats:
     """Inspect and extract a gzipped tar stream into the existing, empty folder `staging`.
 
     With `strip_top_folder`, every member must sit under one common top folder (as GitHub
-    serves repository archives), which is removed from the paths. `hasher` receives every
-    compressed byte, including any after the end of the tar (the whole archive is read).
+    serves repository archives), which is removed from the paths. With `subfolder` (a relative,
+    already checked path; needs `strip_top_folder`), only that folder of the tree is extracted,
+    as the root of `staging`. `hasher` receives every compressed byte, including any after the
+    end of the tar (the whole archive is read).
     """
+    if subfolder is not None and not strip_top_folder:
+        raise ValueError("subfolder needs strip_top_folder")
     hasher = hasher if hasher is not None else hashlib.sha256()
-    stats = TreeStats()
     reader = _GunzipReader(
         iter(chunks),
         max_output=limits.max_bytes + (limits.max_files + 2) * _PER_ENTRY_OVERHEAD + _FRAMING_SLACK,
@@ -296,49 +308,199 @@ def extract_tar_gz(
         limits=limits,
     )
     buffered = io.BufferedReader(reader, buffer_size=COPY_CHUNK)
-    top: str | None = None
+    selector = _MemberSelector(strip_top_folder=strip_top_folder, subfolder=subfolder)
+    tree = _TreeWriter(staging=staging, limits=limits, selector=selector)
     try:
         with tarfile.open(fileobj=buffered, mode="r|", tarinfo=_GuardedTarInfo) as archive:
             for member in archive:
                 limits.check_deadline()
-                relative = safe_member_path(member.name)
-                kind = _member_kind(member)
-                if strip_top_folder:
-                    if relative == PurePosixPath("."):
-                        raise ArchiveError("the archive does not have a single top folder")
-                    head = relative.parts[0]
-                    if top is None:
-                        top = head
-                    elif head != top:
-                        raise ArchiveError("the archive does not have a single top folder")
-                    relative = PurePosixPath(*relative.parts[1:]) if len(relative.parts) > 1 else None
-                    if relative is None:
-                        if kind != "dir":
-                            raise ArchiveError("the archive does not have a single top folder")
-                        continue
-                if relative == PurePosixPath("."):
-                    continue  # the archive root itself
-                if len(relative.parts) > MAX_DEPTH:
-                    raise ArchiveError(f"archive member nested deeper than {MAX_DEPTH} levels")
-                _ensure_parents(staging, relative, stats, limits)
-                target = staging.joinpath(*relative.parts)
-                if kind == "dir":
-                    if _existing_kind(target) is None:
-                        _count_entry(stats, limits, directory=True)
-                    _make_dir(target)
+                relative = selector.select(member)
+                if relative is None:
                     continue
-                _count_entry(stats, limits, directory=False)
-                if stats.bytes + member.size > limits.max_bytes:
-                    raise ArchiveError(f"the tree is larger than {limits.max_bytes} bytes")
-                _write_file(archive.extractfile(member), target, member.size, stats, limits)
+                tree.add(archive, member, relative, _member_kind(member))
         reader.drain()
     except ArchiveError:
         raise
     except (tarfile.TarError, EOFError):
         raise ArchiveError("the archive is not a valid tar.gz") from None
-    if stats.entries == 0:
+    if subfolder is not None and not selector.found:
+        raise ArchiveError(f"the folder {subfolder.as_posix()!r} does not exist in the archive")
+    tree.write_links()
+    if tree.stats.entries == 0:
         raise ArchiveError("the archive is empty")
-    return stats
+    return tree.stats
+
+
+class _MemberSelector:
+    """Maps archive member names to paths in the extracted tree (None: not part of it)."""
+
+    def __init__(self, *, strip_top_folder: bool, subfolder: PurePosixPath | None) -> None:
+        self.strip_top_folder = strip_top_folder
+        self.subfolder = subfolder.parts if subfolder is not None else ()
+        self.top: str | None = None
+        self.found = False
+
+    def select(self, member: tarfile.TarInfo) -> PurePosixPath | None:
+        if self.subfolder and self.top is not None:
+            # Outside the chosen folder, a name is only compared, never judged: whatever it is
+            # (a link, a device, an absolute path), it is not extracted and cannot fail the fetch.
+            parts = _name_parts(member.name)
+            head, rest = parts[:1], tuple(parts[1:])
+            if head != [self.top]:
+                return None
+            if len(rest) <= len(self.subfolder) and rest == self.subfolder[: len(rest)]:
+                # The top folder, a folder above the chosen one, or the chosen folder itself.
+                if not member.isdir():
+                    raise ArchiveError("the chosen folder is a link or a file in the archive, not a folder")
+                self.found = self.found or len(rest) == len(self.subfolder)
+                return None
+            if rest[: len(self.subfolder)] != self.subfolder:
+                return None
+        return self.tree_path(member.name, is_dir=member.isdir())
+
+    def tree_path(self, name: str, *, is_dir: bool) -> PurePosixPath | None:
+        """The checked tree path of an archive name (also used for hard link targets)."""
+        relative = safe_member_path(name)
+        if not self.strip_top_folder:
+            return relative
+        if relative == PurePosixPath("."):
+            raise ArchiveError("the archive does not have a single top folder")
+        head = relative.parts[0]
+        if self.top is None:
+            self.top = head
+        elif head != self.top:
+            raise ArchiveError("the archive does not have a single top folder")
+        parts = relative.parts[1:]
+        if not parts:
+            if not is_dir:
+                raise ArchiveError("the archive does not have a single top folder")
+            return None
+        if self.subfolder:
+            if parts[: len(self.subfolder)] != self.subfolder:
+                return None  # the top folder or a folder above the chosen one
+            self.found = True
+            parts = parts[len(self.subfolder) :]
+            if not parts:
+                return None  # the chosen folder itself is the root of the tree
+        return PurePosixPath(*parts)
+
+
+def _name_parts(name: str) -> list[str]:
+    return [part for part in name.split("/") if part not in ("", ".")]
+
+
+class _TreeWriter:
+    """Writes files and folders into `staging` and remembers links until the end of the archive,
+    when their targets are known: a link then becomes a copy of the regular file it leads to."""
+
+    def __init__(self, *, staging: Path, limits: Limits, selector: _MemberSelector) -> None:
+        self.staging = staging
+        self.limits = limits
+        self.selector = selector
+        self.stats = TreeStats()
+        # tree path -> ("symlink" | "hardlink", link text as in the archive)
+        self.links: dict[PurePosixPath, tuple[str, str]] = {}
+
+    def add(
+        self,
+        archive: tarfile.TarFile,
+        member: tarfile.TarInfo,
+        relative: PurePosixPath,
+        kind: str,
+    ) -> None:
+        if len(relative.parts) > MAX_DEPTH:
+            raise ArchiveError(f"archive member nested deeper than {MAX_DEPTH} levels")
+        for depth in range(1, len(relative.parts) + 1 if self.links else 1):
+            if PurePosixPath(*relative.parts[:depth]) in self.links:
+                what = "appears twice" if depth == len(relative.parts) else "is inside a link"
+                raise ArchiveError(f"archive member {what}")
+        if kind in ("symlink", "hardlink"):
+            if _existing_kind(self.staging.joinpath(*relative.parts)) is not None:
+                raise ArchiveError("archive member appears twice")
+            _count_entry(self.stats, self.limits, directory=False)
+            self.links[relative] = (kind, member.linkname)
+            return
+        _ensure_parents(self.staging, relative, self.stats, self.limits)
+        target = self.staging.joinpath(*relative.parts)
+        if kind == "dir":
+            if _existing_kind(target) is None:
+                _count_entry(self.stats, self.limits, directory=True)
+            _make_dir(target)
+            return
+        _count_entry(self.stats, self.limits, directory=False)
+        if self.stats.bytes + member.size > self.limits.max_bytes:
+            raise ArchiveError(f"the tree is larger than {self.limits.max_bytes} bytes")
+        _write_file(archive.extractfile(member), target, member.size, self.stats, self.limits)
+
+    def write_links(self) -> None:
+        for relative in sorted(self.links):
+            self.limits.check_deadline()
+            source = self.staging.joinpath(*self._resolve(relative).parts)
+            _ensure_parents(self.staging, relative, self.stats, self.limits)
+            try:
+                fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError:
+                raise ArchiveError("archive member is a link that could not be followed") from None
+            with os.fdopen(fd, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if self.stats.bytes + size > self.limits.max_bytes:
+                    raise ArchiveError(f"the tree is larger than {self.limits.max_bytes} bytes")
+                _write_file(handle, self.staging.joinpath(*relative.parts), size, self.stats, self.limits)
+
+    def _resolve(self, start: PurePosixPath) -> PurePosixPath:
+        """The regular file `start` leads to, following at most `MAX_LINK_HOPS` links."""
+        current = start
+        for _ in range(MAX_LINK_HOPS):
+            kind, text = self.links[current]
+            candidate = (
+                self._symlink_target(current, text) if kind == "symlink" else self._hardlink_target(text)
+            )
+            if candidate in self.links:
+                current = candidate
+                continue
+            found = _existing_kind(self.staging.joinpath(*candidate.parts)) if candidate.parts else "dir"
+            if found == "other":
+                return candidate
+            if found == "dir":
+                raise ArchiveError("archive member is a link to a folder")
+            raise ArchiveError("archive member is a link to nothing in the tree")
+        raise ArchiveError(f"archive member is a chain of more than {MAX_LINK_HOPS} links")
+
+    def _symlink_target(self, link: PurePosixPath, text: str) -> PurePosixPath:
+        if not text or "\x00" in text:
+            raise ArchiveError("archive member is a link with an invalid target")
+        if text.startswith("/"):
+            raise ArchiveError("archive member is a link to an absolute path")
+        parts = list(link.parts[:-1])
+        for part in text.split("/"):
+            if part in ("", "."):
+                continue
+            # Each step is taken from a real folder of the tree, never through another link.
+            here = PurePosixPath(*parts)
+            if here in self.links:
+                raise ArchiveError("archive member is a link through another link")
+            if parts and _existing_kind(self.staging.joinpath(*parts)) != "dir":
+                raise ArchiveError("archive member is a link to nothing in the tree")
+            if part == "..":
+                if not parts:
+                    raise ArchiveError("archive member is a link leaving the tree")
+                parts.pop()
+            else:
+                parts.append(part)
+            if len(parts) > MAX_DEPTH:
+                raise ArchiveError("archive member is a link with an invalid target")
+        return PurePosixPath(*parts)
+
+    def _hardlink_target(self, text: str) -> PurePosixPath:
+        # A hard link names another member of the archive; outside the extracted tree (another
+        # top folder, outside the chosen folder) it leaves the tree.
+        try:
+            target = self.selector.tree_path(text, is_dir=False)
+        except ArchiveError:
+            raise ArchiveError("archive member is a link leaving the tree") from None
+        if target is None:
+            raise ArchiveError("archive member is a link leaving the tree")
+        return target
 
 
 def _member_kind(member: tarfile.TarInfo) -> str:
@@ -346,8 +508,10 @@ def _member_kind(member: tarfile.TarInfo) -> str:
         return "dir"
     if member.type in _ALLOWED_FILE_TYPES and not member.issparse():
         return "file"
-    if member.issym() or member.islnk():
-        raise ArchiveError("archive member is a link")
+    if member.issym():
+        return "symlink"
+    if member.islnk():
+        return "hardlink"
     if member.ischr() or member.isblk():
         raise ArchiveError("archive member is a device")
     if member.isfifo():

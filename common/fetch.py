@@ -4,8 +4,9 @@
     member → extract into a staging folder → check sha256 → validate → atomic rename into place
 
 Sources are `local://<name>` (a folder under a base directory given by the caller) and
-`github://<owner>/<repo>[#<ref>]` (GitHub's API resolves the ref to a commit sha, the archive of
-that sha is streamed from the archive host). Every failure is a `FetchError` with a short,
+`github://<owner>/<repo>[/<path>][#<ref>]` (GitHub's API resolves the ref to a commit sha, the
+archive of that sha is streamed from the archive host; with a path, only that folder of the
+archive is extracted). Every failure is a `FetchError` with a short,
 safe `reason`, and leaves no files behind: the staging folder is removed, and an existing
 destination is only replaced after the new tree is complete.
 
@@ -37,14 +38,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from django.conf import settings
 
-from common.archive import ArchiveError, Hasher, Limits, copy_tree, extract_tar_gz
+from common.archive import MAX_DEPTH, ArchiveError, Hasher, Limits, copy_tree, extract_tar_gz
 from common.errors import ApplicationError
 from common.http import HttpError, NetworkPolicy, http_request, open_stream
+from common.paths import InvalidPath
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ _LOCAL_NAME = re.compile(LOCAL_NAME_PATTERN)
 _GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _REF = re.compile(r"^[A-Za-z0-9_./-]{1,255}$")
+# One folder name of a github:// path: what GitHub shows in URLs without escaping.
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._@+-]{1,255}$")
+# Keeps a recorded source (path plus a 40-character sha) within the 500-character columns.
+_PATH_MAX_CHARS = 300
 _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _API_MAX_BYTES = 1024 * 1024
@@ -72,19 +78,22 @@ class FetchError(Exception):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """A parsed source. `name` is the local folder name or the repository name (lowercased)."""
+    """A parsed source. `name` is the local folder name, or the last segment of the github path,
+    or the repository name (lowercased). `path` is the folder inside the repository ("" = all)."""
 
     scheme: Literal["local", "github"]
     name: str
     owner: str = ""
     repo: str = ""
     ref: str | None = None
+    path: str = ""
 
     def __str__(self) -> str:
         if self.scheme == "local":
             return f"local://{self.name}"
+        folder = f"/{self.path}" if self.path else ""
         suffix = f"#{self.ref}" if self.ref else ""
-        return f"github://{self.owner}/{self.repo}{suffix}"
+        return f"github://{self.owner}/{self.repo}{folder}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,29 @@ def ref_is_safe(ref: str) -> bool:
     )
 
 
+def _parse_github_path(path: str, *, field: str) -> str:
+    """The folder part of a github:// source, guarded like every other file reference:
+    relative, no `..`, no empty or odd segments (400 `invalid_path`). Whether a segment is a
+    link is only known from the archive, which refuses it then."""
+
+    def refuse(message: str) -> InvalidPath:
+        return InvalidPath(f"{field}: {message}", details={field: [message]})
+
+    if path.startswith("/") or "//" in path:
+        raise refuse("The folder must be a relative path inside the repository.")
+    segments = path.rstrip("/").split("/")
+    if any(segment in (".", "..") for segment in segments):
+        raise refuse("The folder may not contain '.' or '..' segments.")
+    if not all(_PATH_SEGMENT.match(segment) for segment in segments):
+        raise refuse("Folder names may use only [A-Za-z0-9._@+-].")
+    if len(segments) > MAX_DEPTH or len(path) > _PATH_MAX_CHARS:
+        raise refuse(f"The folder is longer than {_PATH_MAX_CHARS} characters or {MAX_DEPTH} levels.")
+    return "/".join(segments)
+
+
 def parse_source(spec: str, *, field: str = "source") -> SourceSpec:
-    """Parse `local://<name>` or `github://<owner>/<repo>[#<ref>]`; 400 `invalid_request` if not."""
+    """Parse `local://<name>` or `github://<owner>/<repo>[/<path>][#<ref>]`; 400 if not
+    (`invalid_request`, or `invalid_path` for a folder that would leave the repository)."""
     if not isinstance(spec, str) or not spec.strip():
         raise _bad_source("A source is required.", field)
     spec = spec.strip()
@@ -126,22 +156,26 @@ def parse_source(spec: str, *, field: str = "source") -> SourceSpec:
         if not _LOCAL_NAME.match(rest):
             raise _bad_source("local:// needs a name matching ^[a-z0-9][a-z0-9._-]{0,127}$.", field)
         return SourceSpec(scheme="local", name=rest)
-    path, hash_sign, ref = rest.partition("#")
-    owner, slash, repo = path.partition("/")
-    if not slash or not _GITHUB_OWNER.match(owner) or not _GITHUB_REPO.match(repo):
+    location, hash_sign, ref = rest.partition("#")
+    owner, slash, repo_and_path = location.partition("/")
+    repo, _, folder = repo_and_path.partition("/")
+    if not slash or not _GITHUB_OWNER.match(owner) or not _GITHUB_REPO.match(repo) or repo in (".", ".."):
         raise _bad_source("github:// needs <owner>/<repo> with GitHub's allowed characters.", field)
-    name = repo.lower()
-    if name.endswith(".git"):
-        name = name[:-4]
+    if repo.lower().endswith(".git"):
         repo = repo[:-4]
+    path = _parse_github_path(folder, field=field) if folder else ""
+    name = (path.rsplit("/", 1)[-1] if path else repo).lower()
     if not _LOCAL_NAME.match(name):
-        raise _bad_source("The repository name cannot be used as a name.", field)
+        what = "folder" if path else "repository"
+        raise _bad_source(
+            f"The {what} name cannot be used as a name (^[a-z0-9][a-z0-9._-]{{0,127}}$).", field
+        )
     if hash_sign and not ref_is_safe(ref):
         raise _bad_source(
             "The ref must use only [A-Za-z0-9_./-], not start with '-', '.' or '/', and not contain '..'.",
             field,
         )
-    return SourceSpec(scheme="github", name=name, owner=owner, repo=repo, ref=ref or None)
+    return SourceSpec(scheme="github", name=name, owner=owner, repo=repo, ref=ref or None, path=path)
 
 
 def normalize_sha256(value: str | None, *, field: str = "sha256") -> str | None:
@@ -259,7 +293,12 @@ def _github_extract(
             if stream.status_code != 200:
                 raise FetchError(f"GitHub archive answered HTTP {stream.status_code}")
             stats = extract_tar_gz(
-                stream.iter_chunks(), staging=staging, limits=limits, strip_top_folder=True, hasher=hasher
+                stream.iter_chunks(),
+                staging=staging,
+                limits=limits,
+                strip_top_folder=True,
+                hasher=hasher,
+                subfolder=PurePosixPath(source.path) if source.path else None,
             )
     except HttpError as exc:
         if exc.kind == "too_large":

@@ -13,15 +13,23 @@ from common.errors import UnknownField
 class StrictInputMixin:
     """Rejects any key that is not a writable field with 400 `unknown_field`."""
 
+    def unknown_field_hint(self, key: str) -> str | None:
+        """Where a refused key belongs (e.g. inside `config`), so the error helps; None: nothing to say."""
+        return None
+
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, Mapping):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
         writable = {name for name, field in self.fields.items() if not field.read_only}  # type: ignore[attr-defined]
         unknown = sorted(str(key) for key in data if key not in writable)
         if unknown:
+            hints = {key: hint for key in unknown if (hint := self.unknown_field_hint(key))}
+            message = f"Unknown or read-only field(s): {', '.join(unknown)}."
+            if hints:
+                message = " ".join([message, *hints.values()])
             raise UnknownField(
-                f"Unknown or read-only field(s): {', '.join(unknown)}.",
-                details={key: ["This field cannot be set."] for key in unknown},
+                message,
+                details={key: [hints.get(key, "This field cannot be set.")] for key in unknown},
             )
         return super().to_internal_value(data)  # type: ignore[misc]
 

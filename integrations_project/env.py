@@ -64,3 +64,11 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 def env_list(name: str, default: str = "") -> list[str]:
     """Comma-separated list; blanks dropped."""
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); anything else fails at start-up."""
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value

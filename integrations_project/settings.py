@@ -15,7 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from integrations_project.env import env_bool, env_float, env_int, env_list, env_str
+from integrations_project.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -248,8 +248,12 @@ ORG_TEMPLATES_DIR = Path(env_str("ORG_TEMPLATES_DIR", str(BASE_DIR / "org-templa
 ORG_IMPORT_ENV_ALLOW = env_list("ORG_IMPORT_ENV_ALLOW")
 
 # --- Celery -------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "filesystem://"
-if CELERY_BROKER_URL == "filesystem://":
+# The filesystem transport ignores the host, but kombu warns "No hostname was supplied" on every
+# connection whose URL has none, so the embedded default names one. (Celery reads a
+# CELERY_BROKER_URL variable itself, before these settings: set by hand, write it the same way.)
+FILESYSTEM_BROKER_URL = "filesystem://localhost/"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or FILESYSTEM_BROKER_URL
+if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -392,17 +396,20 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging ----------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# `plain` (one human-readable line) or `json` (one JSON object per line, for log collectors).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "common.logging.RequestIdFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "common.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["request_id"],
         },
     },

@@ -65,3 +65,13 @@ def plugin_compatibility(*, workspace: Workspace, runtime: str) -> dict[str, obj
         "incompatible": incompatible,
         "all_compatible": not incompatible,
     }
+
+
+def plugin_exported_source(*, plugin: InstalledPlugin) -> str | None:
+    """The source a bundle records for a plugin: the installed one, or the one being installed;
+    None for a plugin whose install failed (it is not part of the workspace)."""
+    if plugin.status == PluginStatus.FAILED:
+        return None
+    if plugin.status == PluginStatus.INSTALLED:
+        return plugin.installed_source or plugin.source
+    return plugin.source

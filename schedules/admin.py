@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from common.admin import ReadOnlyAdminMixin
 from common.errors import ApplicationError
@@ -85,6 +88,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "last_status",
         "last_error",
         "run_count",
+        "recent_runs",
         "created_at",
         "updated_at",
     )
@@ -93,9 +97,56 @@ class ScheduleAdmin(admin.ModelAdmin):
         ("When", {"fields": ("expression", "timezone", "description", "next_run_at")}),
         ("What", {"fields": ("prompt",)}),
         ("Last run", {"fields": ("last_run_at", "last_status", "last_error", "run_count")}),
+        ("Recent runs", {"fields": ("recent_runs",)}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
     actions = ("run_now",)
+    RECENT_RUNS = 10
+
+    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None) -> Any:
+        if obj is None:  # nothing has run yet on the add page
+            return [fieldset for fieldset in self.fieldsets if fieldset[0] != "Recent runs"]
+        return self.fieldsets
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """The page's own "Runs" button, next to Django's change log."""
+        extra_context = {**(extra_context or {}), "runs_url": runs_changelist_url(schedule_id=object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Last runs")
+    def recent_runs(self, obj: Schedule) -> str:
+        """The latest runs inline (one query), and a link to all of them."""
+        if obj.pk is None:
+            return ""
+        runs = list(obj.runs.order_by("-created_at")[: self.RECENT_RUNS])
+        link = format_html(
+            '<a href="{}">All runs of this schedule</a>', runs_changelist_url(schedule_id=obj.pk)
+        )
+        if not runs:
+            return format_html("<p>No runs yet.</p>{}", link)
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:schedules_schedulerun_change", args=[run.pk]),
+                    run.scheduled_for.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    run.trigger,
+                    run.status,
+                    "" if run.duration_ms is None else f"{run.duration_ms} ms",
+                    (run.error_detail or "")[:120],
+                )
+                for run in runs
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Scheduled for</th><th>Trigger</th><th>Status</th><th>Duration</th>"
+            "<th>Error</th></tr></thead><tbody>{}</tbody></table><p>{}</p>",
+            rows,
+            link,
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> Any:
         if obj is not None:  # a schedule does not move between workspaces
@@ -132,6 +183,53 @@ class ScheduleAdmin(admin.ModelAdmin):
         self.message_user(request, f"Queued {count} manual run(s).", level=messages.SUCCESS)
 
 
+def runs_changelist_url(*, schedule_id: Any) -> str:
+    return (
+        f"{reverse('admin:schedules_schedulerun_changelist')}?{ScheduleFilter.parameter_name}={schedule_id}"
+    )
+
+
+class ScheduleFilter(admin.SimpleListFilter):
+    """Runs of one schedule. The choices are the schedules of the workspace chosen in the
+    workspace filter (or the chosen schedule alone): never every schedule of the service."""
+
+    title = "schedule"
+    parameter_name = "schedule"
+    WORKSPACE_PARAMETER = "schedule__workspace__id__exact"
+
+    def _chosen(self) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(str(self.value())) if self.value() else None
+        except ValueError:
+            return None
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        schedules = Schedule.objects.select_related("workspace").order_by(
+            "workspace__name", "name", "created_at"
+        )
+        workspace = request.GET.get(self.WORKSPACE_PARAMETER)
+        chosen = self._chosen()
+        try:
+            if workspace:
+                schedules = schedules.filter(workspace_id=uuid.UUID(workspace))
+            elif chosen:
+                schedules = schedules.filter(pk=chosen)
+            else:
+                return []
+        except ValueError:
+            return []
+        return [(str(s.pk), f"{s.workspace.name} / {s}") for s in schedules[:200]]
+
+    def has_output(self) -> bool:
+        return True
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ScheduleRun]) -> QuerySet[ScheduleRun]:
+        if not self.value():
+            return queryset
+        chosen = self._chosen()
+        return queryset.filter(schedule_id=chosen) if chosen else queryset.none()
+
+
 @admin.register(ScheduleRun)
 class ScheduleRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -145,7 +243,12 @@ class ScheduleRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "duration_ms",
         "error_detail",
     )
-    list_filter = ("status", "trigger", ("schedule__workspace", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "status",
+        "trigger",
+        ("schedule__workspace", admin.RelatedOnlyFieldListFilter),
+        ScheduleFilter,
+    )
     search_fields = ("=id", "=schedule__id", "schedule__name", "schedule__workspace__name", "error_detail")
     list_select_related = ("schedule", "schedule__workspace")
     date_hierarchy = "scheduled_for"

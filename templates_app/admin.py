@@ -214,6 +214,10 @@ class BundleUploadForm(forms.Form):
     parent = forms.ModelChoiceField(
         queryset=Workspace.objects.all(), required=False, help_text="Attach the tree under this workspace."
     )
+    activate = forms.BooleanField(
+        required=False,
+        help_text="Keep the schedules enabled as exported (else they come back disabled).",
+    )
 
     def clean_bundle(self) -> Any:
         upload = self.cleaned_data["bundle"]
@@ -252,6 +256,7 @@ class BundleImportJobAdmin(admin.ModelAdmin):
         "id",
         "filename",
         "parent",
+        "activate",
         "status",
         "root",
         "count",
@@ -284,6 +289,7 @@ class BundleImportJobAdmin(admin.ModelAdmin):
                 payload=form.cleaned_data["bundle"],
                 filename=form.cleaned_data["bundle"] and request.FILES["bundle"].name,
                 parent=form.cleaned_data["parent"],
+                activate=form.cleaned_data["activate"],
                 requested_by=request.user.get_username(),
             )
             self.message_user(request, f"Bundle {job.filename} queued for import.", messages.SUCCESS)

@@ -55,13 +55,14 @@ class SchedulesSection(Section):
                 raise _field_error("name", f"Schedule name {name!r} is used twice in one workspace.")
             names.add(name)
             default_source = "template" if context.mode == "org" else "runtime"
+            enabled = _require(item, "enabled", bool, True)
             prepared.append(
                 schedule_prepare(
                     workspace=workspace,
                     expression=_require(item, "expression", str),
                     prompt=_require(item, "prompt", str),
                     timezone=_require(item, "timezone", str, "UTC"),
-                    enabled=_require(item, "enabled", bool, True),
+                    enabled=enabled and (context.mode == "org" or context.activate),
                     name=name,
                     source=_require(item, "source", str, default_source),
                 )
@@ -72,6 +73,10 @@ class SchedulesSection(Section):
         from schedules.services import schedule_bulk_create
 
         schedule_bulk_create(schedules=objects)
+        context.schedules.extend(
+            {"id": str(s.pk), "workspace_id": str(s.workspace_id), "name": s.name, "enabled": s.enabled}
+            for s in objects
+        )
 
     def export(self, *, workspace_ids: list[UUID]) -> dict[UUID, Any]:
         result: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
@@ -108,6 +113,7 @@ class ChannelsSection(Section):
     def prepare(
         self, *, workspace: Workspace, data: list[dict[str, Any]], context: ImportContext
     ) -> list[Any]:
+        from channels_app.selectors import channel_empty_secret_keys
         from channels_app.services import channel_prepare
 
         prepared = []
@@ -116,16 +122,20 @@ class ChannelsSection(Section):
             name = _require(item, "name", str, "")
             if len(name) > CHANNEL_NAME_MAX_CHARS:
                 raise _field_error("name", f"Must be at most {CHANNEL_NAME_MAX_CHARS} characters.")
-            prepared.append(
-                channel_prepare(
-                    workspace=workspace,
-                    platform=_require(item, "platform", str),
-                    config=_require(item, "config", dict, {}),
-                    allowlist=_require(item, "allowlist", list, []),
-                    enabled=enabled,
-                    name=name,
-                )
+            channel = channel_prepare(
+                workspace=workspace,
+                platform=_require(item, "platform", str),
+                config=_require(item, "config", dict, {}),
+                allowlist=_require(item, "allowlist", list, []),
+                enabled=enabled,
+                name=name,
             )
+            prepared.append(channel)
+            if context.mode == "bundle":
+                context.missing_secrets.extend(
+                    {"workspace_id": str(workspace.pk), "channel_id": str(channel.pk), "key": key}
+                    for key in channel_empty_secret_keys(channel=channel)
+                )
         return prepared
 
     def create(self, *, objects: list[Any], context: ImportContext) -> None:
@@ -175,9 +185,13 @@ class PluginsSection(Section):
         plugin_install_bulk_request(requests=objects)
 
     def export(self, *, workspace_ids: list[UUID]) -> dict[UUID, Any]:
+        from plugins_app.selectors import plugin_exported_source
+
         result: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
         for workspace in _prefetched(workspace_ids, "plugins"):
-            items = sorted(({"name": p.name, "source": p.source} for p in workspace.plugins.all()), key=str)
+            # A plugin whose install failed is not part of the workspace: it is left out.
+            sources = ((p.name, plugin_exported_source(plugin=p)) for p in workspace.plugins.all())
+            items = [{"name": name, "source": source} for name, source in sources if source]
             if items:
                 result[workspace.pk] = sorted(items, key=lambda p: p["name"])
         return result

@@ -277,6 +277,7 @@ class BundleImportResult:
     root_id: UUID
     workspaces: list[Workspace]
     missing_secrets: list[dict[str, str]]
+    schedules: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -291,6 +292,7 @@ class BundleImportResult:
             ],
             "count": len(self.workspaces),
             "missing_secrets": self.missing_secrets,
+            "schedules": self.schedules,
         }
 
 
@@ -298,12 +300,18 @@ def bundle_import(
     *,
     bundle: Any,
     parent: Workspace | None = None,
+    activate: bool = False,
     progress: Progress = no_progress,
 ) -> BundleImportResult:
-    """Recreate a bundle's tree with new ids, all or nothing; channels come back disabled."""
+    """Recreate a bundle's tree with new ids, all or nothing. Channels come back disabled and
+    without secrets; schedules come back disabled unless `activate` (then as exported)."""
     nodes = bundle_parse(bundle=bundle)
     progress("parse", len(nodes), len(nodes))
-    result = tree_create(nodes=nodes, parent=parent, context=ImportContext(mode="bundle"), progress=progress)
+    context = ImportContext(mode="bundle", activate=activate)
+    result = tree_create(nodes=nodes, parent=parent, context=context, progress=progress)
     return BundleImportResult(
-        root_id=result.root_ids[0], workspaces=result.workspaces, missing_secrets=result.missing_secrets
+        root_id=result.root_ids[0],
+        workspaces=result.workspaces,
+        missing_secrets=result.missing_secrets,
+        schedules=context.schedules,
     )

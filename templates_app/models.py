@@ -148,6 +148,8 @@ class BundleImportJob(models.Model):
     # The uploaded bundle; cleared once the job has finished so large payloads do not linger.
     payload = models.JSONField(null=True, blank=True)
     parent = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Schedules keep their `enabled` only when the uploader asked for it (see bundle_import).
+    activate = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     root = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     count = models.PositiveIntegerField(default=0)

@@ -40,7 +40,12 @@ class ImportContext:
     """What the sections need to know about the import they are part of."""
 
     mode: str  # "org" or "bundle"
+    # Bundles only: schedules keep their `enabled` when True, else come back disabled (a copy of
+    # a tree must not start firing against the same agents by surprise).
+    activate: bool = False
     missing_secrets: list[dict[str, str]] = field(default_factory=list)
+    # Schedules created by the import, for the answer: {id, workspace_id, name, enabled}.
+    schedules: list[dict[str, Any]] = field(default_factory=list)
 
 
 def chunked(items: Sequence[Any], size: int = ID_CHUNK) -> Iterable[Sequence[Any]]:

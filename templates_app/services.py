@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,18 @@ __all__ = [
 def template_store(*, data: TemplateData, source: str, replace: bool) -> tuple[WorkspaceTemplate, bool]:
     """Create the template, or replace an existing slug's fields and files when `replace`.
 
-    Returns (template, created). An existing slug without `replace` is a 409 `conflict`.
+    Returns (template, created). An existing slug without `replace` is a 409 `conflict`, unless
+    it already holds exactly this template from the same source (importing what
+    `sync_templates` stored, or the same import twice, is a no-op rather than an error).
     """
     existing = WorkspaceTemplate.objects.select_for_update().filter(slug=data.slug).first()
     if existing is not None and not replace:
-        raise Conflict(f"A template with slug {data.slug!r} already exists; pass replace to update it.")
+        if _template_matches(existing, data=data, source=source):
+            return existing, False
+        raise Conflict(
+            f"A template with slug {data.slug!r} already exists with other content; "
+            "pass replace: true to update it."
+        )
     template = existing or WorkspaceTemplate(slug=data.slug)
     template.name = data.name
     template.description = data.description
@@ -76,6 +84,15 @@ def template_store(*, data: TemplateData, source: str, replace: bool) -> tuple[W
         batch_size=500,
     )
     return template, existing is None
+
+
+def _template_matches(template: WorkspaceTemplate, *, data: TemplateData, source: str) -> bool:
+    """Does the stored template hold exactly `data` from `source` (fields and every file)?"""
+    fields = ("name", "description", "runtime", "tier", "config", "config_schema")
+    if template.source != source or any(getattr(template, key) != getattr(data, key) for key in fields):
+        return False
+    stored = sorted(template.files.values_list("path", "content", "encoding"))
+    return stored == sorted((f.path, f.content, f.encoding) for f in data.files)
 
 
 @dataclass
@@ -106,7 +123,7 @@ def template_sync_dir(*, root: Path | None = None) -> SyncReport:
 
 
 def template_source_check(source: Any) -> str:
-    """`local://<dir>` or `github://owner/repo[#ref]` (the fetch pipeline's grammar), else 400."""
+    """`local://<dir>` or `github://owner/repo[/path][#ref]` (the fetch pipeline's grammar), else 400."""
     return str(parse_source(source))
 
 
@@ -149,7 +166,7 @@ def _fetch_and_read(source: str) -> tuple[TemplateData, str]:
             f"The template could not be fetched: {exc.reason}", code="fetch_failed"
         ) from None
     if spec.scheme == "github":
-        return data, f"github://{spec.owner}/{spec.repo}#{resolved}"
+        return data, str(dataclasses.replace(spec, ref=resolved))
     return data, str(spec)
 
 
@@ -182,12 +199,17 @@ def template_import_job_run(*, job_id: Any) -> TemplateImportJob:
 
 
 def bundle_import_job_create(
-    *, payload: Any, filename: str = "", parent: Workspace | None = None, requested_by: str = ""
+    *,
+    payload: Any,
+    filename: str = "",
+    parent: Workspace | None = None,
+    activate: bool = False,
+    requested_by: str = "",
 ) -> BundleImportJob:
     from templates_app.tasks import run_bundle_import
 
     job = BundleImportJob.objects.create(
-        payload=payload, filename=filename[:255], parent=parent, requested_by=requested_by
+        payload=payload, filename=filename[:255], parent=parent, activate=activate, requested_by=requested_by
     )
     job_id = str(job.pk)
     transaction.on_commit(lambda: run_bundle_import.delay(job_id))
@@ -208,7 +230,7 @@ def bundle_import_job_run(*, job_id: Any) -> BundleImportJob | None:
             parent = Workspace.objects.filter(pk=job.parent_id).first()
             if parent is None:
                 raise ApplicationError("The parent workspace no longer exists.", code="invalid_parent")
-        result = bundle_import(bundle=job.payload, parent=parent)
+        result = bundle_import(bundle=job.payload, parent=parent, activate=job.activate)
     except ApplicationError as exc:
         job.status, job.code, job.error = JobStatus.FAILED, exc.code, exc.message[:1000]
     except Exception:

@@ -114,6 +114,7 @@ class AgentDelivery(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "agent deliveries"
         indexes = [models.Index(fields=["workspace", "started_at"])]
 
     def __str__(self) -> str:

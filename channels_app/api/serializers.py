@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from channels_app.adapters import ADAPTERS
 from channels_app.models import Channel, ChannelMessage, Conversation, Platform
 from channels_app.services import inbound_url, masked_config
 from common.serializers import StrictSerializer
@@ -67,7 +68,15 @@ class _AllowlistField(serializers.JSONField):
         return value
 
 
-class ChannelCreateSerializer(StrictSerializer):
+class _ChannelInput(StrictSerializer):
+    def unknown_field_hint(self, key: str) -> str | None:
+        """A platform config field (`bot_token`, `webhook_secret`, …) sent at the top level."""
+        if any(key in adapter.field_keys() for adapter in ADAPTERS.values()):
+            return f'{key} is a config field: send it inside "config", e.g. {{"config": {{"{key}": "…"}}}}.'
+        return None
+
+
+class ChannelCreateSerializer(_ChannelInput):
     platform = serializers.ChoiceField(choices=Platform.choices)
     config = _JsonObjectField()
     allowlist = _AllowlistField(required=False, default=list)
@@ -75,7 +84,7 @@ class ChannelCreateSerializer(StrictSerializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
 
-class ChannelUpdateSerializer(StrictSerializer):
+class ChannelUpdateSerializer(_ChannelInput):
     config = _JsonObjectField(required=False)
     allowlist = _AllowlistField(required=False)
     enabled = serializers.BooleanField(required=False)

@@ -65,7 +65,7 @@ class InstalledPluginSerializer(serializers.ModelSerializer):
 
 class InstallSerializer(StrictSerializer):
     source = serializers.CharField(
-        max_length=512, help_text="`local://<name>` or `github://<owner>/<repo>[#<ref>]`."
+        max_length=512, help_text="`local://<name>` or `github://<owner>/<repo>[/<path>][#<ref>]`."
     )
     sha256 = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Expected sha256 of the archive/tree."

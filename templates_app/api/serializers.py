@@ -35,7 +35,7 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 
 class TemplateImportRequestSerializer(StrictSerializer):
-    source = StrictCharField(max_length=500, help_text="github://owner/repo[#ref] or local://<dir>")
+    source = StrictCharField(max_length=500, help_text="github://owner/repo[/path][#ref] or local://<dir>")
     replace = serializers.BooleanField(required=False, default=False)
 
 
@@ -104,7 +104,17 @@ class OrgImportResponseSerializer(serializers.Serializer):
 
 class MissingSecretSerializer(serializers.Serializer):
     workspace_id = serializers.UUIDField()
+    channel_id = serializers.UUIDField(
+        required=False, help_text="present for a channel's secret config field; absent for a workspace secret"
+    )
     key = serializers.CharField()
+
+
+class ImportedScheduleSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    workspace_id = serializers.UUIDField()
+    name = serializers.CharField(allow_blank=True)
+    enabled = serializers.BooleanField(help_text="false unless the import asked for ?activate=true")
 
 
 class BundleImportResponseSerializer(serializers.Serializer):
@@ -112,3 +122,4 @@ class BundleImportResponseSerializer(serializers.Serializer):
     workspaces = TreeWorkspaceSerializer(many=True)
     count = serializers.IntegerField()
     missing_secrets = MissingSecretSerializer(many=True)
+    schedules = ImportedScheduleSerializer(many=True)

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from common.errors import InvalidParameter
+from common.filters import bool_param
 from common.pagination import parse_limit
 from common.serializers import ErrorSerializer
 from templates_app import selectors, services
@@ -173,7 +174,12 @@ class BundleImportView(GenericAPIView):
     @extend_schema(
         summary="Import a bundle (new ids, one transaction)",
         parameters=[
-            OpenApiParameter("parent_id", OpenApiTypes.UUID, description="attach under this workspace")
+            OpenApiParameter("parent_id", OpenApiTypes.UUID, description="attach under this workspace"),
+            OpenApiParameter(
+                "activate",
+                OpenApiTypes.BOOL,
+                description="keep the schedules enabled as exported (default false: they come back disabled)",
+            ),
         ],
         request=OpenApiTypes.OBJECT,
         responses={201: BundleImportResponseSerializer, 413: ErrorSerializer, **ERRORS},
@@ -191,5 +197,6 @@ class BundleImportView(GenericAPIView):
             parent = Workspace.objects.filter(pk=parent_id).first()
             if parent is None:
                 raise InvalidParent()
-        result = services.bundle_import(bundle=request.data, parent=parent)
+        activate = bool_param(request, "activate")
+        result = services.bundle_import(bundle=request.data, parent=parent, activate=activate)
         return Response(result.as_dict(), status=status.HTTP_201_CREATED)

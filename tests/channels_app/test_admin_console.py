@@ -49,3 +49,59 @@ def test_channels_and_messages_are_searchable_by_workspace(console, django_asser
 
     with django_assert_max_num_queries(12):  # the workspace column does not cost a query per row
         assert console.get("/admin/channels_app/channelmessage/").status_code == 200
+
+
+def test_channel_page_shows_json_config_absolute_url_and_an_empty_secret_box(console, settings):
+    settings.PUBLIC_BASE_URL = ""
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "console.example.test"]
+    channel = slack_channel(make_workspace("chatty"), channel_id="C1")
+    response = console.get(
+        f"/admin/channels_app/channel/{channel.pk}/change/", HTTP_HOST="console.example.test"
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    # The masked config as JSON (double quotes), never a Python dict repr.
+    masked = re.search(r"<pre>(.*?)</pre>", html, re.S).group(1)
+    assert "&quot;channel_id&quot;: &quot;C1&quot;" in masked and "'channel_id'" not in html
+    assert "xoxb-1111-2222-abcdefghijklmnop" not in html
+    # The inbound URL is absolute, as the API answers it.
+    assert f"http://console.example.test/webhooks/slack?channel={channel.pk}" in html
+    # The secret box starts empty, not with `null`.
+    box = re.search(r'<textarea name="new_secrets"[^>]*>(.*?)</textarea>', html, re.S).group(1)
+    assert box.strip() == ""
+    add = console.get("/admin/channels_app/channel/add/").content.decode()
+    assert re.search(r'<textarea name="new_secrets"[^>]*>(.*?)</textarea>', add, re.S).group(1).strip() == ""
+
+    settings.PUBLIC_BASE_URL = "https://hooks.example.test"
+    html = console.get(f"/admin/channels_app/channel/{channel.pk}/change/").content.decode()
+    assert f"https://hooks.example.test/webhooks/slack?channel={channel.pk}" in html
+
+
+def test_saving_with_an_empty_secret_box_keeps_the_secrets(console):
+    channel = slack_channel(make_workspace("keep"), channel_id="C1")
+    secrets_before = channel.secrets
+    response = console.post(
+        f"/admin/channels_app/channel/{channel.pk}/change/",
+        {
+            "name": "renamed",
+            "enabled": "on",
+            "settings": '{"channel_id": "C2"}',
+            "new_secrets": "",
+            "allowlist": "[]",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    channel.refresh_from_db()
+    assert channel.name == "renamed" and channel.secrets == secrets_before
+
+
+def test_message_list_shows_text_and_error_columns(console):
+    channel = slack_channel(make_workspace("talky"))
+    ChannelMessage.objects.create(channel=channel, direction="inbound", status="received", text="hello there")
+    ChannelMessage.objects.create(
+        channel=channel, direction="outbound", status="failed", text="y" * 200, error="chat not found"
+    )
+    html = console.get("/admin/channels_app/channelmessage/").content.decode()
+    assert "column-short_text" in html and "column-short_error" in html
+    assert "hello there" in html and "chat not found" in html
+    assert "y" * 79 + "…" in html and "y" * 80 not in html

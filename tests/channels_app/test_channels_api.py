@@ -594,3 +594,32 @@ def test_deleting_a_workspace_tree_unregisters_its_telegram_webhooks(
         assert as_admin.delete(f"/workspaces/{workspace.id}?cascade=true").status_code == 204
     assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == ["setWebhook", "deleteWebhook"]
     assert not Channel.objects.exists()
+
+
+def test_top_level_config_field_error_says_it_belongs_in_config(as_agent, workspace):
+    """The README's first Telegram step used to fail with a refusal that did not say where
+    `webhook_secret` goes."""
+    body = {
+        "platform": "telegram",
+        "config": {"bot_token": TELEGRAM_TOKEN},
+        "webhook_secret": "abc",
+        "id": "x",
+    }
+    response = as_agent.post(_url(workspace), body, format="json")
+    assert response.status_code == 400
+    error = response.json()
+    assert error["code"] == "unknown_field"
+    hint = (
+        'webhook_secret is a config field: send it inside "config", e.g. {"config": {"webhook_secret": "…"}}.'
+    )
+    assert hint in error["error"]
+    assert error["details"] == {"id": ["This field cannot be set."], "webhook_secret": [hint]}
+    assert "abc" not in json.dumps(error)
+    channel = as_agent.post(
+        _url(workspace), {"platform": "telegram", "config": {"bot_token": TELEGRAM_TOKEN}}
+    )
+    patched = as_agent.patch(f"{_url(workspace)}/{channel.json()['id']}", {"bot_token": "x"}, format="json")
+    assert (
+        patched.status_code == 400
+        and 'bot_token is a config field: send it inside "config"' in patched.json()["error"]
+    )

@@ -328,3 +328,36 @@ def test_lark_error_codes(workspace, platforms):
     message.refresh_from_db()
     assert (message.status, message.error) == ("failed", "lark: request refused (code 19021)")
     assert "sign match" not in message.error
+
+
+def test_failed_send_is_logged_at_warning_with_its_reason(workspace, platforms, settings, caplog):
+    """Through the task, which itself ends normally: the failure must still show in the logs."""
+    from channels_app.tasks import send_message
+
+    settings.CHANNEL_SEND_BACKOFF_SECONDS = 1
+    platforms.route(
+        "POST",
+        SEND_PATH,
+        json_response({"ok": False, "error_code": 400, "description": "chat not found"}, status=400),
+    )
+    channel = telegram_channel(workspace, chat_ids=["42"])
+    message = services.channel_send(channel=channel, text="hi")
+    with caplog.at_level("INFO", logger="channels_app.services"):
+        send_message.run(str(message.pk))
+    failures = [r for r in caplog.records if r.name == "channels_app.services" and r.levelname == "WARNING"]
+    assert len(failures) == 1
+    text = failures[0].getMessage()
+    assert str(message.pk) in text and str(channel.pk) in text and "failed after 1 attempt(s)" in text
+    message.refresh_from_db()
+    assert message.status == "failed" and text.endswith(f": {message.error}") and message.error
+    assert TELEGRAM_TOKEN not in text
+
+    caplog.clear()
+    platforms.route("POST", SEND_PATH, lambda request: FakeResponse(502, b"secret upstream text"))
+    again = services.channel_send(channel=channel, text="hi")
+    with caplog.at_level("INFO", logger="channels_app.services"):
+        delay = services.message_send_attempt(message_id=again.pk)
+    assert delay == 1
+    [retry] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "attempt 1 of 5, retrying in 1 s: telegram: server error (HTTP 502)" in retry.getMessage()
+    assert "secret upstream text" not in retry.getMessage()

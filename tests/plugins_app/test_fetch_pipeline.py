@@ -38,6 +38,9 @@ pytestmark = pytest.mark.django_db
         ("github://acme/tools#v1.2.0", ("github", "tools", "v1.2.0")),
         ("github://acme/tools#feature/x_y-z", ("github", "tools", "feature/x_y-z")),
         ("github://acme/tools.git#main", ("github", "tools", "main")),
+        ("github://acme/tools/extra", ("github", "extra", None)),
+        ("github://acme/mono/plugins/Web-Search#v2", ("github", "web-search", "v2")),
+        ("github://acme/mono/plugins/tools/#main", ("github", "tools", "main")),
     ],
 )
 def test_parse_source_accepts(spec, expected):
@@ -57,8 +60,9 @@ def test_parse_source_accepts(spec, expected):
         "github://acme",
         "github://acme/",
         "github://-acme/tools",
-        "github://acme/tools/extra",
         "github://acme/..",
+        "github://acme/tools/-x",
+        "github://acme/tools/x/_hidden",
         "github://acme/tools#-rf",
         "github://acme/tools#--upload-pack=x",
         "github://acme/tools#a b",
@@ -198,14 +202,33 @@ HOSTILE = {
         ),
         "link",
     ),
-    "hardlink": (
+    "hardlink_outside_the_tree": (
         lambda: make_tar_gz(
             [
                 tar_member("plugin.yaml", b"name: x\n"),
-                tar_member("h", kind=tarfile.LNKTYPE, linkname="acme-tools-0123456/plugin.yaml"),
+                tar_member("h", kind=tarfile.LNKTYPE, linkname="/etc/passwd"),
             ]
         ),
-        "link",
+        "link leaving the tree",
+    ),
+    "hardlink_to_another_top_folder": (
+        lambda: make_tar_gz(
+            [
+                tar_member("plugin.yaml", b"name: x\n"),
+                tar_member("h", kind=tarfile.LNKTYPE, linkname="other-top/plugin.yaml"),
+            ]
+        ),
+        "link leaving the tree",
+    ),
+    "hardlink_to_a_folder": (
+        lambda: make_tar_gz(
+            [
+                tar_member("plugin.yaml", b"name: x\n"),
+                tar_member("skills", kind=tarfile.DIRTYPE),
+                tar_member("h", kind=tarfile.LNKTYPE, linkname="acme-tools-0123456/skills"),
+            ]
+        ),
+        "link to a folder",
     ),
     "char_device": (lambda: make_tar_gz([tar_member("null", kind=tarfile.CHRTYPE)]), "device"),
     "block_device": (lambda: make_tar_gz([tar_member("disk", kind=tarfile.BLKTYPE)]), "device"),

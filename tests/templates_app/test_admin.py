@@ -146,3 +146,24 @@ def test_workspace_export_action(staff):
     )
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         assert len(archive.namelist()) == 2
+
+
+def test_bundle_upload_activate_checkbox(staff, run_tasks_inline, django_capture_on_commit_callbacks):
+    bundle = {
+        "format": "integrations-bundle",
+        "version": 1,
+        "workspace": {
+            "name": "timed",
+            "schedules": [{"name": "tick", "expression": "* * * * *", "prompt": "go", "enabled": True}],
+        },
+    }
+    page = staff.get("/admin/templates_app/bundleimportjob/add/").content.decode()
+    assert 'name="activate"' in page
+    for filename, extra, expected in (("off.json", {}, False), ("on.json", {"activate": "on"}, True)):
+        upload = SimpleUploadedFile(filename, json.dumps(bundle).encode(), content_type="application/json")
+        with django_capture_on_commit_callbacks(execute=True):
+            response = staff.post("/admin/templates_app/bundleimportjob/add/", {"bundle": upload, **extra})
+        assert response.status_code == 302
+        job = BundleImportJob.objects.get(filename=filename)
+        assert job.status == JobStatus.SUCCEEDED and job.activate is expected
+        assert job.root.schedules.get().enabled is expected

@@ -88,7 +88,7 @@ def test_round_trip_is_stable(as_admin, tree):
     response = as_admin.post("/bundles/import", first, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert set(body) == {"root_id", "workspaces", "count", "missing_secrets"}
+    assert set(body) == {"root_id", "workspaces", "count", "missing_secrets", "schedules"}
     assert body["count"] == 4
     new_ids = {w["id"] for w in body["workspaces"]}
     assert not new_ids & {str(w.pk) for w in tree.values()}

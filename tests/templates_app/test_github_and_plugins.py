@@ -168,3 +168,50 @@ def test_github_fetch_failure_is_reported(as_admin, fake_http, settings):
     run_template_import.run(job["id"])
     failed = as_admin.get(f"/templates/imports/{job['id']}").json()
     assert failed["status"] == "failed" and failed["code"] == "fetch_failed"
+
+
+def test_import_of_a_folder_of_a_repository(as_admin, fake_http, settings, tmp_path):
+    """`github://owner/repo/<path>#ref`: slug = last segment, recorded source keeps the path,
+    only the folder is read, and links elsewhere in the repository do not matter."""
+    from tests.support.git_archive import git_archive
+
+    repo = git_archive(
+        tmp_path / "git",
+        files={
+            "templates/writer/template.yaml": b"name: Writer\nruntime: autogen\n",
+            "templates/writer/AGENTS.md": b"write well",
+            "templates/other/template.yaml": b"name: Other\n",
+        },
+        symlinks={"templates/writer/CLAUDE.md": "AGENTS.md", "docs/passwd": "/etc/passwd"},
+    )
+    settings.GITHUB_API_BASE_URL = fake_http.url + "/api"
+    settings.GITHUB_ARCHIVE_BASE_URL = fake_http.url + "/codeload"
+    fake_http.route("GET", "/api/repos/acme/mono/commits/v1", json_response({"sha": repo.sha}))
+    fake_http.route(
+        "GET", f"/codeload/acme/mono/tar.gz/{repo.sha}", lambda r: FakeResponse(200, repo.data, {})
+    )
+    job = as_admin.post(
+        "/templates/import", {"source": "github://acme/mono/templates/writer#v1"}, format="json"
+    )
+    assert job.status_code == 202
+    assert job.json()["source"] == "github://acme/mono/templates/writer#v1"
+    run_template_import.run(job.json()["id"])
+    done = as_admin.get(f"/templates/imports/{job.json()['id']}").json()
+    assert done["status"] == "succeeded", done
+    template = WorkspaceTemplate.objects.get(pk=done["template_id"])
+    assert (template.slug, template.name) == ("writer", "Writer")
+    assert template.source == f"github://acme/mono/templates/writer#{repo.sha}"
+    assert {f.path: f.content for f in template.files.all()} == {
+        "AGENTS.md": "write well",
+        "CLAUDE.md": "write well",
+    }
+
+    missing = as_admin.post(
+        "/templates/import", {"source": "github://acme/mono/templates/none#v1"}, format="json"
+    )
+    run_template_import.run(missing.json()["id"])
+    failed = as_admin.get(f"/templates/imports/{missing.json()['id']}").json()
+    assert failed["status"] == "failed" and "'templates/none' does not exist" in failed["error"]
+
+    escaping = as_admin.post("/templates/import", {"source": "github://acme/mono/../x#v1"}, format="json")
+    assert escaping.status_code == 400 and escaping.json()["code"] == "invalid_path"

@@ -159,6 +159,29 @@ def test_import_local_conflict_and_replace(as_admin, templates_root, django_capt
     ]
 
 
+def test_importing_what_sync_templates_stored_is_not_a_conflict(as_admin, templates_root):
+    """The README's order (sync_templates, then import the same folder) used to fail with a
+    conflict: an identical template from the same source is now a no-op success."""
+    _template(templates_root, "alpha", name="First")
+    call_command("sync_templates")
+    template = WorkspaceTemplate.objects.get(slug="alpha")
+    stamp = template.updated_at
+    job = as_admin.post("/templates/import", {"source": "local://alpha"}, format="json").json()
+    run_template_import.run(job["id"])
+    done = as_admin.get(f"/templates/imports/{job['id']}").json()
+    assert done["status"] == "succeeded" and done["template_id"] == str(template.pk)
+    template.refresh_from_db()
+    assert template.updated_at == stamp  # nothing was rewritten
+
+    # One changed byte in one file is other content: a conflict that says how to replace.
+    (templates_root / "alpha" / "prompts" / "system.md").write_text("changed")
+    changed = as_admin.post("/templates/import", {"source": "local://alpha"}, format="json").json()
+    run_template_import.run(changed["id"])
+    failed = as_admin.get(f"/templates/imports/{changed['id']}").json()
+    assert failed["status"] == "failed" and failed["code"] == "conflict"
+    assert "replace: true" in failed["error"]
+
+
 def test_import_job_is_queued_after_commit(
     as_admin, templates_root, django_capture_on_commit_callbacks, monkeypatch
 ):

@@ -67,3 +67,8 @@ def test_in_flight_deliveries_are_listed_read_only(console, workspace):
     assert console.get("/admin/workspaces/agentdelivery/add/").status_code == 403
     detail = console.get(f"/admin/workspaces/agentdelivery/{delivery.id}/change/").content.decode()
     assert 'name="_save"' not in detail
+
+
+def test_console_index_says_agent_deliveries(console):
+    html = console.get("/admin/").content.decode()
+    assert "Agent deliveries" in html and "Agent deliverys" not in html

@@ -22,6 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file")
         parser.add_argument("--parent-id", default=None, help="attach the tree under this workspace")
+        parser.add_argument(
+            "--activate",
+            action="store_true",
+            help="keep the schedules enabled as exported (by default they come back disabled)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         raw = (
@@ -40,15 +45,21 @@ class Command(BaseCommand):
                 raise CommandError("No workspace with the given --parent-id.")
         bar = ProgressBar(sys.stderr)
         try:
-            result = bundle_import(bundle=bundle, parent=parent, progress=bar)
+            result = bundle_import(bundle=bundle, parent=parent, activate=options["activate"], progress=bar)
         except ApplicationError as exc:
             bar.close()
             detail = f" {json.dumps(exc.details)}" if exc.details else ""
             raise CommandError(f"{exc.code}: {exc.message}{detail}") from exc
         bar.close()
         self.stdout.write(f"imported {len(result.workspaces)} workspaces; root {result.root_id}")
+        for schedule in result.schedules:
+            state = "enabled" if schedule["enabled"] else "disabled"
+            self.stdout.write(
+                f"schedule {schedule['id']} {schedule['name']!r} on {schedule['workspace_id']}: {state}"
+            )
         for missing in result.missing_secrets:
-            self.stdout.write(f"missing secret {missing['key']} on {missing['workspace_id']}")
+            where = f"channel {missing['channel_id']} of " if "channel_id" in missing else ""
+            self.stdout.write(f"missing secret {missing['key']} on {where}{missing['workspace_id']}")
 
 
 def _read(path: str) -> bytes:
