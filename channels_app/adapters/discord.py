@@ -20,6 +20,7 @@ from channels_app.adapters.base import (
     json_body,
     platform_call,
 )
+from common.http import url_under_prefix
 
 PING = 1
 APPLICATION_COMMAND = 2
@@ -85,9 +86,7 @@ class DiscordAdapter(ChannelAdapter):
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
         value = super().clean_field(fld, value)
-        if fld.key == "webhook_url" and not (
-            value.startswith(_webhook_prefix()) and len(value) > len(_webhook_prefix())
-        ):
+        if fld.key == "webhook_url" and not url_under_prefix(value, _webhook_prefix()):
             raise ValueError(f"Must be a Discord webhook URL starting with {_webhook_prefix()}")
         if fld.key == "application_id" and not _SNOWFLAKE.match(value):
             raise ValueError("Must be a numeric Discord id.")
@@ -166,7 +165,7 @@ class DiscordAdapter(ChannelAdapter):
         self, config: Mapping[str, Any], *, chat_id: str, text: str, meta: Mapping[str, Any]
     ) -> None:
         url = str(meta.get("followup_url") or config.get("webhook_url") or "")
-        if not url.startswith(_webhook_prefix()):
+        if not url_under_prefix(url, _webhook_prefix()):
             raise SendError("discord: no webhook url configured", transient=False)
         result = platform_call(
             "POST",

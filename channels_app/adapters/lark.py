@@ -25,6 +25,7 @@ from channels_app.adapters.base import (
     json_body,
     platform_call,
 )
+from common.http import url_under_prefix
 
 _RATE_LIMIT_CODES = {9499, 11232, 11233}
 
@@ -104,9 +105,7 @@ class LarkAdapter(ChannelAdapter):
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
         value = super().clean_field(fld, value)
-        if fld.key == "webhook_url" and not any(
-            value.startswith(p) and len(value) > len(p) for p in _prefixes()
-        ):
+        if fld.key == "webhook_url" and not any(url_under_prefix(value, p) for p in _prefixes()):
             raise ValueError("Must be a Lark/Feishu custom bot webhook URL.")
         return value
 
@@ -199,7 +198,7 @@ class LarkAdapter(ChannelAdapter):
         self, config: Mapping[str, Any], *, chat_id: str, text: str, meta: Mapping[str, Any]
     ) -> None:
         url = str(config.get("webhook_url") or "")
-        if not any(url.startswith(p) for p in _prefixes()):
+        if not any(url_under_prefix(url, p) for p in _prefixes()):
             raise SendError("lark: no webhook url configured", transient=False)
         payload: dict[str, Any] = {"msg_type": "text", "content": {"text": text}}
         sign_secret = str(config.get("sign_secret") or "")
