@@ -29,9 +29,20 @@ PLATFORM_MAX_RESPONSE_BYTES = 1024 * 1024
 PLATFORM_POLICY = NetworkPolicy(allow_private=True)
 
 
+# How far a signed request's timestamp may be from now, either way (Slack's rule, also applied
+# to Discord and Lark): an older signature is a replay, a later one a forged clock.
+SIGNATURE_WINDOW_SECONDS = 300
+
+
 def current_timestamp() -> float:
     """The clock used for signature windows (a module function so tests can freeze it)."""
     return time.time()
+
+
+def fresh_timestamp(value: Any) -> bool:
+    """Whether a timestamp header is whole seconds within the window of now (never raises)."""
+    timestamp = as_int(value)
+    return timestamp is not None and abs(current_timestamp() - timestamp) <= SIGNATURE_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from channels_app.adapters.base import (
     ChannelAdapter,
     ConfigField,
     InboundEvent,
+    fresh_timestamp,
     SendError,
     http_failure,
     json_body,
@@ -112,7 +113,7 @@ class DiscordAdapter(ChannelAdapter):
         public_key = str(config.get("public_key") or "")
         signature = headers.get("X-Signature-Ed25519") or ""
         timestamp = headers.get("X-Signature-Timestamp") or ""
-        if not public_key or not signature or not timestamp:
+        if not public_key or not signature or not fresh_timestamp(timestamp):
             return None
         return verify_ed25519(public_key, signature, timestamp.encode() + body) or None
 

@@ -142,6 +142,8 @@ class LarkAdapter(ChannelAdapter):
             timestamp = headers.get("X-Lark-Request-Timestamp") or ""
             nonce = headers.get("X-Lark-Request-Nonce") or ""
             if signature:
+                if not base.fresh_timestamp(timestamp):
+                    return None
                 expected = lark_signature(timestamp, nonce, encrypt_key, body)
                 if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
                     return None

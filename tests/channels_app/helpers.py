@@ -86,8 +86,10 @@ def slack_message_event(event_id: str, text: str = "hi", channel: str = "C111", 
 
 
 def discord_headers(
-    private_key: Ed25519PrivateKey, body: bytes, timestamp: str = "1700000000"
+    private_key: Ed25519PrivateKey, body: bytes, timestamp: str | None = None
 ) -> dict[str, str]:
+    """Signed as Discord does, at `timestamp` (now by default: older than 300 s is refused)."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
     signature = private_key.sign(timestamp.encode() + body).hex()
     return {"HTTP_X_SIGNATURE_ED25519": signature, "HTTP_X_SIGNATURE_TIMESTAMP": timestamp}
 

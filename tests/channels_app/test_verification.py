@@ -4,6 +4,7 @@ Telegram's secret header — each on the raw bytes, failing closed (401, never 5
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -175,7 +176,10 @@ def test_discord_bad_requests_are_401(client, workspace):
         (body, {"HTTP_X_SIGNATURE_TIMESTAMP": headers["HTTP_X_SIGNATURE_TIMESTAMP"]}),
         (body, {"HTTP_X_SIGNATURE_ED25519": headers["HTTP_X_SIGNATURE_ED25519"]}),
         (body, {**headers, "HTTP_X_SIGNATURE_ED25519": "not-hex-" + "z" * 120}),
-        (body, {**headers, "HTTP_X_SIGNATURE_TIMESTAMP": "1700000001"}),
+        (
+            body,
+            {**headers, "HTTP_X_SIGNATURE_TIMESTAMP": str(int(headers["HTTP_X_SIGNATURE_TIMESTAMP"]) + 1)},
+        ),
     ]
     for payload, case_headers in cases:
         response = _post_discord(client, payload, case_headers)
@@ -297,8 +301,9 @@ def test_lark_encrypted_event_needs_a_valid_signature(client, workspace):
     body = json.dumps(
         {"encrypt": lark_encrypt(json.dumps(event), "my-encrypt-key", b"fedcba9876543210")}
     ).encode()
-    signature = lark_signature("1700000000", "nonce-1", "my-encrypt-key", body)
-    headers = {"HTTP_X_LARK_REQUEST_TIMESTAMP": "1700000000", "HTTP_X_LARK_REQUEST_NONCE": "nonce-1"}
+    now = str(int(time.time()))
+    signature = lark_signature(now, "nonce-1", "my-encrypt-key", body)
+    headers = {"HTTP_X_LARK_REQUEST_TIMESTAMP": now, "HTTP_X_LARK_REQUEST_NONCE": "nonce-1"}
     unsigned = client.post("/webhooks/lark", data=body, content_type="application/json", **headers)
     assert unsigned.status_code == 401
     bad = client.post(
