@@ -253,7 +253,12 @@ def test_adapters_are_public_and_come_from_the_classes(api):
     }
     assert telegram["chat_ids"]["type"] == "list" and not telegram["chat_ids"]["secret"]
     assert telegram["webhook_secret"]["secret"] is True
-    assert {f["key"] for f in body["slack"]["config_schema"]} == {"bot_token", "signing_secret", "channel_id"}
+    assert {f["key"] for f in body["slack"]["config_schema"]} == {
+        "bot_token",
+        "signing_secret",
+        "app_id",
+        "channel_id",
+    }
     assert {f["key"] for f in body["discord"]["config_schema"]} == {
         "webhook_url",
         "application_id",
