@@ -272,3 +272,25 @@ def test_lark_fans_out_across_workspaces_with_the_same_verification_token(client
     response = client.post("/webhooks/lark", data=json.dumps(event), content_type="application/json")
     assert response.status_code == 200
     assert {m.channel_id for m in ChannelMessage.objects.all()} == {mine.pk, same.pk}
+
+
+def test_console_shows_a_taken_application_as_a_form_error(
+    client, django_user_model, workspace, other_workspace
+):
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.test", "pw"))
+    services.channel_create(workspace=workspace, platform="discord", config=DISCORD)
+    response = client.post(
+        "/admin/channels_app/channel/add/",
+        {
+            "workspace": str(other_workspace.pk),
+            "platform": "discord",
+            "name": "copy",
+            "enabled": "on",
+            "settings": json.dumps(DISCORD),
+            "new_secrets": "",
+            "allowlist": "[]",
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "another workspace" in response.content.decode()
+    assert not Channel.objects.filter(workspace=other_workspace).exists()
