@@ -7,11 +7,16 @@ import json
 
 import pytest
 
-from channels_app.adapters import base as adapter_base
 from channels_app.adapters.lark import lark_encrypt, lark_signature
 from channels_app.models import ChannelMessage
 from channels_app.services import channel_create
-from tests.channels_app.helpers import RFC8032_PUBLIC, discord_headers, rfc8032_key
+from tests.channels_app.helpers import (
+    RFC8032_PUBLIC,
+    discord_command,
+    discord_headers,
+    lark_message_event,
+    rfc8032_key,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -19,26 +24,8 @@ SIGNED_AT = 1_800_000_000
 APP_ID = "111111111111111111"
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    def set_now(at: float) -> None:
-        monkeypatch.setattr(adapter_base, "current_timestamp", lambda: at)
-
-    return set_now
-
-
 def _discord_command(interaction_id: str) -> bytes:
-    return json.dumps(
-        {
-            "type": 2,
-            "id": interaction_id,
-            "application_id": APP_ID,
-            "channel_id": "900",
-            "token": "interaction-token-abcdef",
-            "member": {"user": {"id": "55"}},
-            "data": {"name": "ask", "options": [{"name": "q", "type": 3, "value": "hello"}]},
-        }
-    ).encode()
+    return discord_command(APP_ID, interaction_id)
 
 
 def _post_discord(client, channel, body: bytes, timestamp: str):
@@ -60,16 +47,16 @@ def discord(workspace):
 
 
 @pytest.mark.parametrize("age", [-300, 0, 300])
-def test_discord_signature_within_five_minutes_is_accepted(client, discord, clock, age):
-    clock(SIGNED_AT + age)
+def test_discord_signature_within_five_minutes_is_accepted(client, discord, frozen_clock, age):
+    frozen_clock(SIGNED_AT + age)
     response = _post_discord(client, discord, _discord_command("1"), str(SIGNED_AT))
     assert response.status_code == 200, response.content
     assert ChannelMessage.objects.filter(channel=discord).count() == 1
 
 
 @pytest.mark.parametrize("age", [-301, 301, 86_400])
-def test_discord_signature_outside_five_minutes_is_401(client, discord, clock, age):
-    clock(SIGNED_AT + age)
+def test_discord_signature_outside_five_minutes_is_401(client, discord, frozen_clock, age):
+    frozen_clock(SIGNED_AT + age)
     response = _post_discord(client, discord, _discord_command("1"), str(SIGNED_AT))
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_signature"
@@ -77,17 +64,17 @@ def test_discord_signature_outside_five_minutes_is_401(client, discord, clock, a
 
 
 @pytest.mark.parametrize("timestamp", ["", "abc", "1800000000.5", "1e9", " ", "9" * 40])
-def test_discord_timestamp_that_is_not_an_integer_is_401(client, discord, clock, timestamp):
-    clock(SIGNED_AT)
+def test_discord_timestamp_that_is_not_an_integer_is_401(client, discord, frozen_clock, timestamp):
+    frozen_clock(SIGNED_AT)
     response = _post_discord(client, discord, _discord_command("1"), timestamp)
     assert response.status_code == 401
 
 
-def test_discord_ping_is_held_to_the_window_too(client, discord, clock):
+def test_discord_ping_is_held_to_the_window_too(client, discord, frozen_clock):
     body = json.dumps({"type": 1, "id": "1", "application_id": APP_ID}).encode()
-    clock(SIGNED_AT + 301)
+    frozen_clock(SIGNED_AT + 301)
     assert _post_discord(client, discord, body, str(SIGNED_AT)).status_code == 401
-    clock(SIGNED_AT + 300)
+    frozen_clock(SIGNED_AT + 300)
     assert _post_discord(client, discord, body, str(SIGNED_AT)).json() == {"type": 1}
 
 
@@ -104,19 +91,7 @@ def lark(workspace):
 
 
 def _lark_body() -> bytes:
-    event = {
-        "schema": "2.0",
-        "header": {"event_id": "ev-1", "event_type": "im.message.receive_v1", "token": "lark-verify-token"},
-        "event": {
-            "sender": {"sender_id": {"open_id": "ou_1"}, "sender_type": "user"},
-            "message": {
-                "chat_id": "oc_1",
-                "message_id": "om_1",
-                "message_type": "text",
-                "content": '{"text":"hi"}',
-            },
-        },
-    }
+    event = lark_message_event("lark-verify-token")
     return json.dumps({"encrypt": lark_encrypt(json.dumps(event), LARK_KEY, b"fedcba9876543210")}).encode()
 
 
@@ -133,16 +108,16 @@ def _post_lark(client, channel, timestamp: str):
 
 
 @pytest.mark.parametrize("age", [-300, 0, 300])
-def test_lark_signature_within_five_minutes_is_accepted(client, lark, clock, age):
-    clock(SIGNED_AT + age)
+def test_lark_signature_within_five_minutes_is_accepted(client, lark, frozen_clock, age):
+    frozen_clock(SIGNED_AT + age)
     response = _post_lark(client, lark, str(SIGNED_AT))
     assert response.status_code == 200, response.content
     assert ChannelMessage.objects.filter(channel=lark).count() == 1
 
 
 @pytest.mark.parametrize("age", [-301, 301, 86_400])
-def test_lark_signature_outside_five_minutes_is_401(client, lark, clock, age):
-    clock(SIGNED_AT + age)
+def test_lark_signature_outside_five_minutes_is_401(client, lark, frozen_clock, age):
+    frozen_clock(SIGNED_AT + age)
     response = _post_lark(client, lark, str(SIGNED_AT))
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_signature"
@@ -150,6 +125,6 @@ def test_lark_signature_outside_five_minutes_is_401(client, lark, clock, age):
 
 
 @pytest.mark.parametrize("timestamp", ["", "abc", "1800000000.5", "9" * 40])
-def test_lark_timestamp_that_is_not_an_integer_is_401(client, lark, clock, timestamp):
-    clock(SIGNED_AT)
+def test_lark_timestamp_that_is_not_an_integer_is_401(client, lark, frozen_clock, timestamp):
+    frozen_clock(SIGNED_AT)
     assert _post_lark(client, lark, timestamp).status_code == 401

@@ -17,7 +17,9 @@ from channels_app.models import Channel, ChannelMessage
 from tests.channels_app.helpers import (
     RFC8032_PUBLIC,
     SLACK_SIGNING_SECRET,
+    discord_command,
     discord_headers,
+    lark_message_event,
     rfc8032_key,
     slack_channel,
     slack_headers,
@@ -42,18 +44,8 @@ def _create(api, workspace, config=DISCORD, **extra):
     )
 
 
-def _interaction(interaction_id: str, app_id: str = APP, text: str = "secret plans") -> bytes:
-    return json.dumps(
-        {
-            "type": 2,
-            "id": interaction_id,
-            "application_id": app_id,
-            "channel_id": "900",
-            "token": "victim-interaction-token",
-            "member": {"user": {"id": "55"}},
-            "data": {"name": "ask", "options": [{"name": "q", "type": 3, "value": text}]},
-        }
-    ).encode()
+def _interaction(interaction_id: str, app_id: str = APP) -> bytes:
+    return discord_command(app_id, interaction_id, text="secret plans", token="victim-interaction-token")
 
 
 def _post_discord(client, body: bytes, channel=None):
@@ -256,19 +248,7 @@ def test_lark_fans_out_across_workspaces_with_the_same_verification_token(client
     services.channel_create(
         workspace=make_workspace("third"), platform="lark", config={"verification_token": "tok-2"}
     )
-    event = {
-        "schema": "2.0",
-        "header": {"event_id": "ev-7", "event_type": "im.message.receive_v1", "token": "tok-1"},
-        "event": {
-            "sender": {"sender_id": {"open_id": "ou_1"}, "sender_type": "user"},
-            "message": {
-                "chat_id": "oc_1",
-                "message_id": "om_1",
-                "message_type": "text",
-                "content": '{"text":"hi"}',
-            },
-        },
-    }
+    event = lark_message_event("tok-1", "ev-7")
     response = client.post("/webhooks/lark", data=json.dumps(event), content_type="application/json")
     assert response.status_code == 200
     assert {m.channel_id for m in ChannelMessage.objects.all()} == {mine.pk, same.pk}

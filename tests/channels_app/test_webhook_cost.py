@@ -18,7 +18,13 @@ from channels_app.adapters.telegram import TelegramAdapter
 from channels_app.models import ChannelMessage
 from channels_app.selectors import WEBHOOK_MAX_VERIFICATIONS
 from channels_app.services import channel_create
-from tests.channels_app.helpers import TELEGRAM_TOKEN, discord_headers, slack_headers
+from tests.channels_app.helpers import (
+    TELEGRAM_TOKEN,
+    discord_command,
+    discord_headers,
+    lark_message_event,
+    slack_headers,
+)
 from tests.support.factories import make_workspace
 
 pytestmark = pytest.mark.django_db
@@ -140,17 +146,7 @@ def test_slack_channels_without_app_id_are_tried_oldest_first_up_to_the_cap(clie
 
 
 def _interaction(app_id: str, interaction_id: str) -> bytes:
-    return json.dumps(
-        {
-            "type": 2,
-            "id": interaction_id,
-            "application_id": app_id,
-            "channel_id": "900",
-            "token": "interaction-token-abcdef",
-            "member": {"user": {"id": "55"}},
-            "data": {"name": "ask", "options": [{"name": "q", "type": 3, "value": "hello"}]},
-        }
-    ).encode()
+    return discord_command(app_id, interaction_id)
 
 
 def test_discord_application_id_routes_in_one_verification(client, counter):
@@ -184,19 +180,7 @@ def test_discord_application_id_routes_in_one_verification(client, counter):
 
 
 def _lark_event(token: str, event_id: str) -> dict:
-    return {
-        "schema": "2.0",
-        "header": {"event_id": event_id, "event_type": "im.message.receive_v1", "token": token},
-        "event": {
-            "sender": {"sender_id": {"open_id": "ou_1"}, "sender_type": "user"},
-            "message": {
-                "chat_id": "oc_1",
-                "message_id": "om_1",
-                "message_type": "text",
-                "content": '{"text":"hi"}',
-            },
-        },
-    }
+    return lark_message_event(token, event_id)
 
 
 def test_lark_token_routes_in_one_verification_and_one_parse(client, counter):
