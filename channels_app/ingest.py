@@ -296,7 +296,7 @@ def store_verified_update(
     if channel_id is None:
         return None
     try:
-        event = _TELEGRAM.parse({}, True, body, {})
+        event = _TELEGRAM.parse({}, True, _TELEGRAM.request(body, {}))
     except PARSE_ERRORS:
         return None  # the full path answers bad input
     if event.kind != "message":

@@ -24,8 +24,9 @@ class Channel(models.Model):
 
     The config is split in two: non-secret fields in `public_config` (JSON, readable by queries)
     and secret fields in `secret_config` (one encrypted JSON blob). `credential_key` and
-    `lookup_key` are keyed hashes of credentials, so channels sharing a bot (fan-out) and the
-    channel a Telegram secret header names can be found without decrypting every row.
+    `lookup_key` are keyed hashes, so channels sharing a bot (fan-out) and the channels an
+    inbound request's routing key names (Telegram's secret header, Slack's app id, Discord's
+    application id, Lark's verification token) can be found without decrypting every row.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -49,7 +50,9 @@ class Channel(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-created_at"]),
             models.Index(fields=["platform", "credential_key"]),
-            models.Index(fields=["platform", "lookup_key"]),
+            # Routing: an exact key (Telegram's secret header), or the oldest channels of a key
+            # or with none, cut at a few rows (selectors.webhook_channels).
+            models.Index(fields=["platform", "lookup_key", "created_at"], name="channel_route_idx"),
         ]
 
     def __str__(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +11,6 @@ from django.db.models import QuerySet
 
 from channels_app.adapters import get_adapter
 from channels_app.adapters.base import credential_digests
-from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
 from channels_app.models import Channel, ChannelMessage, Conversation
 from common.crypto import decrypt
 from common.errors import NotFound
@@ -64,6 +62,12 @@ def _parse_uuid(value: str) -> UUID | None:
         return None
 
 
+WEBHOOK_MAX_VERIFICATIONS = 3
+"""The most credentials an inbound request that names no channel is verified against, whatever
+the number of channels (docs/decisions.md, "Bounded verification")."""
+_CANDIDATE_ROWS = 20  # rows read to find that many distinct credentials
+
+
 class InboundChannel:
     """What the webhook path needs of a channel, read straight from a cursor row.
 
@@ -73,12 +77,31 @@ class InboundChannel:
     verified against.
     """
 
-    __slots__ = ("_sealed", "credential_key", "enabled", "lookup_key", "pk", "platform", "public_config")
-    COLUMNS = "id, platform, enabled, credential_key, lookup_key, public_config, secret_config"
+    __slots__ = (
+        "_sealed",
+        "credential_key",
+        "enabled",
+        "lookup_key",
+        "pk",
+        "platform",
+        "public_config",
+        "workspace_id",
+    )
+    COLUMNS = "id, workspace_id, platform, enabled, credential_key, lookup_key, public_config, secret_config"
 
     def __init__(self, row: tuple[Any, ...]) -> None:
-        pk, self.platform, enabled, self.credential_key, self.lookup_key, public, self._sealed = row
+        (
+            pk,
+            workspace_id,
+            self.platform,
+            enabled,
+            self.credential_key,
+            self.lookup_key,
+            public,
+            self._sealed,
+        ) = row
         self.pk = pk if isinstance(pk, UUID) else UUID(str(pk))
+        self.workspace_id = workspace_id if isinstance(workspace_id, UUID) else UUID(str(workspace_id))
         self.enabled = bool(enabled)
         public = json.loads(public) if isinstance(public, (str, bytes)) else public
         self.public_config: dict[str, Any] = public if isinstance(public, dict) else {}
@@ -101,6 +124,17 @@ _TELEGRAM_LOOKUP = (
 )
 
 
+# Keyed channels first, then those with no routing key, each cut at a few rows. `{marks}` as above.
+_KEYED_LOOKUP = (
+    "SELECT {columns} FROM ("
+    "SELECT * FROM (SELECT *, 0 AS route_rank FROM {table} WHERE platform = %s AND enabled "
+    "AND lookup_key IN ({marks}) ORDER BY created_at, id LIMIT %s) AS keyed UNION ALL "
+    "SELECT * FROM (SELECT *, 1 AS route_rank FROM {table} WHERE platform = %s AND enabled "
+    "AND lookup_key = '' ORDER BY created_at, id LIMIT %s) AS unkeyed"
+    ") AS candidates ORDER BY route_rank, created_at, id"
+)
+
+
 def _inbound_rows(sql: str, params: list[Any]) -> list[InboundChannel]:
     table = Channel._meta.db_table
     with connections[router.db_for_read(Channel)].cursor() as cursor:
@@ -108,15 +142,29 @@ def _inbound_rows(sql: str, params: list[Any]) -> list[InboundChannel]:
         return [InboundChannel(row) for row in cursor.fetchall()]
 
 
-def webhook_channels(
-    *, platform: str, headers: Mapping[str, str], channel_id: str | None
-) -> tuple[list[InboundChannel], list[InboundChannel]]:
-    """In one query: the channels an inbound request may belong to (to be verified in turn, first
-    match wins), and the pool of enabled channels sharing their credentials (for fan-out).
+def _distinct_credentials(rows: list[InboundChannel]) -> list[InboundChannel]:
+    """The first channel of each credential, in order, at most WEBHOOK_MAX_VERIFICATIONS."""
+    seen: set[str] = set()
+    candidates = []
+    for channel in rows:
+        key = channel.credential_key or str(channel.pk)
+        if key not in seen:
+            seen.add(key)
+            candidates.append(channel)
+    return candidates[:WEBHOOK_MAX_VERIFICATIONS]
 
-    The `channel` query parameter names one directly. Without it: telegram's secret header
-    selects by its keyed hash; discord, slack and lark try each enabled channel of the platform,
-    one per distinct credential, since only verification can tell them apart.
+
+def webhook_channels(
+    *, platform: str, route_key: str, channel_id: str | None
+) -> tuple[list[InboundChannel], list[InboundChannel] | None]:
+    """The channels an inbound request may belong to (to be verified in turn, first match wins),
+    and, when the same query can give it, the pool of enabled channels sharing their credentials
+    (for fan-out; None: ask `credential_group` once one has verified).
+
+    The `channel` query parameter names one directly. Without it, `route_key` (what the adapter
+    read from the request: Telegram's secret header, Slack's app id, Discord's application id,
+    Lark's token) selects the channels whose `lookup_key` is its keyed hash, then those with no
+    routing key; either way at most WEBHOOK_MAX_VERIFICATIONS distinct credentials, oldest first.
     """
     # Written as one SQL statement per shape, the identifiers from the model's meta and every
     # value a bound parameter: they run on every webhook.
@@ -132,47 +180,87 @@ def webhook_channels(
             [platform, db_pk, db_pk],
         )
         return [c for c in rows if c.pk == pk], rows
+    # Under SECRET_KEY and its fallbacks: channels stored before a rotation are still found.
+    digests = credential_digests(platform, route_key) if route_key else ()
+    marks = ", ".join(["%s"] * len(digests))  # placeholders only: the values are parameters
     if platform == "telegram":
-        secret = headers.get(TELEGRAM_SECRET_HEADER) or ""
-        if not secret:
+        if not digests:
             return [], []
-        # Under SECRET_KEY and its fallbacks: channels stored before a rotation are still found.
-        digests = credential_digests(platform, secret)
-        marks = ", ".join(["%s"] * len(digests))  # placeholders only: the values are parameters
         rows = _inbound_rows(
             _TELEGRAM_LOOKUP.replace("{marks}", marks),
             [platform, *digests, platform, *digests],
         )
-        return [c for c in rows if c.lookup_key in digests], rows
-    rows = _inbound_rows(
-        "SELECT {columns} FROM {table} WHERE platform = %s AND enabled ORDER BY created_at, id",
-        [platform],
+        return _distinct_credentials([c for c in rows if c.lookup_key in digests]), rows
+    # Each branch is an index range scan on (platform, lookup_key, created_at) cut at a few rows;
+    # the keyed channels come first. (Nested SELECTs: SQLite takes no LIMIT in a UNION member.)
+    if digests:
+        rows = _inbound_rows(
+            _KEYED_LOOKUP.replace("{marks}", marks),
+            [platform, *digests, _CANDIDATE_ROWS, platform, _CANDIDATE_ROWS],
+        )
+    else:
+        rows = _inbound_rows(
+            "SELECT {columns} FROM {table} WHERE platform = %s AND enabled ORDER BY created_at, id LIMIT %s",
+            [platform, _CANDIDATE_ROWS],
+        )
+    return _distinct_credentials(rows), None
+
+
+def credential_group(*, channel: InboundChannel) -> list[InboundChannel]:
+    """`channel` and the enabled channels of every workspace sharing its credential."""
+    if not channel.credential_key:
+        return [channel]
+    return _inbound_rows(
+        "SELECT {columns} FROM {table} WHERE platform = %s AND (id = %s OR "
+        "(enabled AND credential_key = %s)) ORDER BY created_at, id",
+        [
+            channel.platform,
+            Channel._meta.pk.get_db_prep_value(channel.pk, connections[router.db_for_read(Channel)]),
+            channel.credential_key,
+        ],
     )
-    seen: set[str] = set()
-    candidates = []
-    for channel in rows:
-        key = channel.credential_key or str(channel.pk)
-        if key not in seen:
-            seen.add(key)
-            candidates.append(channel)
-    return candidates, rows
+
+
+def _shares_credential(adapter: Any, channel: InboundChannel, other: InboundChannel) -> bool:
+    """Whether `other` is in `channel`'s fan-out group: same platform and credential, enabled,
+    and, when the credential is public (Discord's application id), the same workspace."""
+    return (
+        other.pk != channel.pk
+        and other.enabled
+        and other.platform == channel.platform
+        and bool(channel.credential_key)
+        and other.credential_key == channel.credential_key
+        and (adapter.credential_is_secret or other.workspace_id == channel.workspace_id)
+    )
+
+
+def public_credential_shared_across_workspaces(
+    *, channel: InboundChannel, pool: list[InboundChannel]
+) -> bool:
+    """Whether an enabled channel of another workspace holds `channel`'s public credential: the
+    request cannot then say which tenant it is for unless it names its channel (data saved
+    before one workspace owned each Discord application)."""
+    adapter = get_adapter(channel.platform)
+    assert adapter is not None
+    if adapter.credential_is_secret or not channel.credential_key:
+        return False
+    return any(
+        c.enabled
+        and c.platform == channel.platform
+        and c.credential_key == channel.credential_key
+        and c.workspace_id != channel.workspace_id
+        for c in pool
+    )
 
 
 def fanout_targets(
     *, channel: InboundChannel, chat_id: str, pool: list[InboundChannel]
 ) -> list[InboundChannel]:
-    """Every enabled channel of `pool` sharing `channel`'s credentials whose chat filter takes
-    `chat_id` (an empty filter takes every chat); `channel` itself first when enabled."""
+    """Every enabled channel of `pool` in `channel`'s fan-out group (a shared secret credential,
+    or a shared public one within the workspace) whose chat filter takes `chat_id` (an empty
+    filter takes every chat); `channel` itself first when enabled."""
     adapter = get_adapter(channel.platform)
     assert adapter is not None
     group: list[InboundChannel] = [channel] if channel.enabled else []
-    if channel.credential_key:
-        group += [
-            c
-            for c in pool
-            if c.pk != channel.pk
-            and c.enabled
-            and c.platform == channel.platform
-            and c.credential_key == channel.credential_key
-        ]
+    group += [c for c in pool if _shares_credential(adapter, channel, c)]
     return [c for c in group if adapter.chat_matches(c.public_config, chat_id)]

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from channels_app.adapters.base import (
 from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from common.crypto import DecryptionError, decrypt, encrypt
-from common.errors import ApplicationError
+from common.errors import ApplicationError, Conflict
 from observability.metrics import channel_send_counted
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
@@ -166,6 +166,37 @@ def channel_rekey_all(*, batch_size: int = 500) -> int:
     return changed
 
 
+class ApplicationTaken(Conflict):
+    message = "This platform application is connected to an enabled channel of another workspace."
+
+
+def _check_public_credential(channel: Channel, *, lock: bool = False) -> None:
+    """A public platform id (Discord's application id) belongs to one workspace: an enabled
+    channel may not hold one that an enabled channel of another workspace holds (409).
+
+    With `lock` (inside the saving transaction, PostgreSQL) concurrent claims of one id are
+    serialised by a transaction-scoped advisory lock on its keyed hash, so two workspaces
+    cannot both pass the check.
+    """
+    adapter = _adapter(channel.platform)
+    if adapter.credential_is_secret or not channel.enabled or not channel.credential_key:
+        return
+    connection = connections[router.db_for_write(Channel)]
+    if lock and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(channel.credential_key[:15], 16)])
+    taken = (
+        Channel.objects.filter(platform=channel.platform, enabled=True, credential_key=channel.credential_key)
+        .exclude(workspace_id=channel.workspace_id)
+        .exclude(pk=channel.pk)
+        .exists()
+    )
+    if taken:
+        raise ApplicationTaken(
+            details={"config": {adapter.credential_key: ["Used by an enabled channel of another workspace."]}}
+        )
+
+
 def channel_prepare(
     *,
     workspace: Workspace,
@@ -179,6 +210,7 @@ def channel_prepare(
     channel = Channel(workspace=workspace, platform=platform, name=name or "", enabled=enabled)
     channel.allowlist = _normalise_allowlist(allowlist)
     _apply_config(channel, config, enabled=enabled)
+    _check_public_credential(channel)
     return channel
 
 
@@ -199,6 +231,7 @@ def channel_create(
         quota_check(
             workspace=workspace, resource="channels", existing=Channel.objects.filter(workspace=workspace)
         )
+        _check_public_credential(channel, lock=True)
         channel.save()
         if channel.enabled:
             _on_commit_register(channel)
@@ -207,8 +240,18 @@ def channel_create(
 
 
 def channel_bulk_create(*, channels: list[Channel]) -> list[Channel]:
-    """Save prepared channels in one INSERT (bundle import); enabled telegram ones register."""
+    """Save prepared channels in one INSERT (bundle and org imports); enabled telegram ones
+    register. A public id claimed by two workspaces of the batch is a 409 like one claimed in
+    the database."""
+    owners: dict[tuple[str, str], Any] = {}
+    for channel in channels:
+        if channel.enabled and channel.credential_key and not _adapter(channel.platform).credential_is_secret:
+            owner = owners.setdefault((channel.platform, channel.credential_key), channel.workspace_id)
+            if owner != channel.workspace_id:
+                raise ApplicationTaken("Two workspaces of the import connect the same platform application.")
     with transaction.atomic():
+        for channel in sorted(channels, key=lambda c: c.credential_key):  # one lock order
+            _check_public_credential(channel, lock=True)
         created = Channel.objects.bulk_create(channels)
         for channel in created:
             if channel.enabled:
@@ -221,6 +264,7 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
     removes a key), `allowlist`, `enabled` and `name`, then re-validate the whole config."""
     was_enabled = channel.enabled
     old_config = channel.config
+    old_credential = channel.credential_key
     enabled = data.get("enabled", channel.enabled)
     merged = dict(old_config)
     if "config" in data:
@@ -245,7 +289,10 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
         channel.name = data["name"] or ""
     channel.enabled = enabled
     new_config = channel.config
+    claims = channel.enabled and (not was_enabled or channel.credential_key != old_credential)
     with transaction.atomic():
+        if claims:
+            _check_public_credential(channel, lock=True)
         channel.save()
         if channel.platform == "telegram":
             webhook_changed = any(
@@ -573,12 +620,14 @@ class WebhookAnswer:
 def webhook_receive(
     *, platform: str, body: bytes, headers: Mapping[str, str], channel_id: str | None
 ) -> WebhookAnswer:
-    """Verify (raw bytes, fail closed) → handshake → de-duplicate and store → hand to a task.
+    """Verify (fail closed) → handshake → de-duplicate and store → hand to a task.
 
     Returns at once with the platform's expected answer; the agent is called by the
     `channels.process_inbound` task after the rows are committed. A Telegram update from a
     secret this process has verified before is stored by `ingest.store_verified_update` in one
     statement; everything else, and anything that statement does not store, takes the full path.
+    The body is parsed at most once, and a request that names no channel is verified against at
+    most `selectors.WEBHOOK_MAX_VERIFICATIONS` credentials.
     """
     adapter = _adapter(platform)
     secret = (headers.get(TELEGRAM_SECRET_HEADER) or "") if platform == "telegram" else ""
@@ -588,22 +637,35 @@ def webhook_receive(
             event, created = stored
             _hand_over(created)
             return WebhookAnswer(200, adapter.ack(event), tuple(created))
+    request = adapter.request(body, headers)
+    route_key = adapter.route_key(request) if channel_id is None else ""
+    candidates, pool = selectors.webhook_channels(
+        platform=platform, route_key=route_key, channel_id=channel_id
+    )
     matched: selectors.InboundChannel | None = None
     config: dict[str, Any] = {}
     verified: Any = None
-    candidates, pool = selectors.webhook_channels(platform=platform, headers=headers, channel_id=channel_id)
     for candidate in candidates:
         config = candidate.config
-        verified = adapter.verify(config, body, headers)
+        verified = adapter.verify(config, request)
         if verified:
             matched = candidate
             break
     if matched is None:
         raise InvalidSignature()
+    if pool is None:
+        pool = selectors.credential_group(channel=matched)
+    if channel_id is None and selectors.public_credential_shared_across_workspaces(
+        channel=matched, pool=pool
+    ):
+        # Only the channel's own inbound URL can tell the tenants apart: guessing could hand one
+        # workspace's traffic (and its follow-up URL) to another.
+        logger.warning("%s request without ?channel= for an id held by several workspaces: refused", platform)
+        raise InvalidSignature()
     if secret and matched.enabled:
         ingest.verified_routes.remember(ingest.VerifiedRoutes.key(secret, channel_id), matched.pk)
     try:
-        event = adapter.parse(config, verified, body, headers)
+        event = adapter.parse(config, verified, request)
     except ingest.PARSE_ERRORS:
         raise ApplicationError("The event could not be read.") from None
     if event.kind == "handshake":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json as json_module
 import os
+import re
 import socket
 import ssl
 import threading
@@ -22,7 +23,7 @@ from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpcore
 from django.conf import settings
@@ -34,9 +35,13 @@ _NO_DEADLINE_CAP = 300.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# Cloud metadata and host-agent endpoints: AWS/GCP/Azure IMDS, AWS ECS, AWS IMDS over IPv6,
+# Alibaba, and Azure's WireServer (168.63.129.16: DHCP, DNS, health probes and VM agent config).
 _METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
 )
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,43 @@ class AddressNotAllowed(HttpError):
         super().__init__("address", reason)
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, which is where a packet to it ends up:
+    IPv4-mapped (`::ffff:a.b.c.d`), NAT64 (`64:ff9b::/96`), 6to4 (`2002::/16`), Teredo
+    (`2001::/32`, server and client) and the deprecated IPv4-compatible form (`::a.b.c.d`)."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip in _NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1):  # not :: or ::1
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return found
+
+
 def address_refusal(ip: IPAddress, policy: NetworkPolicy) -> str | None:
-    """Why `ip` may not be reached under `policy`, or None when it may."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Why `ip` may not be reached under `policy`, or None when it may.
+
+    An IPv6 address that embeds an IPv4 address is refused when that IPv4 address would be:
+    a 6to4 or Teredo relay, a NAT64 gateway or a dual-stack socket delivers to it. IPv4-mapped
+    and NAT64 addresses are judged by their IPv4 address alone (they are that address); the
+    other forms must pass on both counts, so the IPv4-compatible form (inside the reserved
+    `::/8`) is always refused.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = embedded_ipv4(ip)
+        for inner in embedded:
+            refusal = _classify(inner, policy)
+            if refusal:
+                return refusal
+        if ip.ipv4_mapped is not None or ip in _NAT64:
+            return None
+    return _classify(ip, policy)
+
+
+def _classify(ip: IPAddress, policy: NetworkPolicy) -> str | None:
     if ip in _METADATA_ADDRESSES:
         return "cloud metadata addresses are not allowed"
     if ip.is_link_local:
@@ -265,6 +303,40 @@ def _check_url(url: str, policy: NetworkPolicy) -> None:
     refusal = literal_address_refusal(parts.hostname, policy)
     if refusal:
         raise AddressNotAllowed(refusal)
+
+
+# What a platform webhook URL may hold: printable ASCII without spaces or backslashes.
+_URL_CHARACTERS = re.compile(r"[!-~]+")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_under_prefix(url: str, prefix: str) -> bool:
+    """Whether `url` stays under `prefix` (same scheme, host and port; path below the prefix's)
+    however a client or server normalises it.
+
+    A plain `startswith` passes `{prefix}../../x`, which every HTTP stack resolves to a path
+    outside the prefix; `%2e%2e`, backslashes and user info (`@`) are other ways to the same
+    place. So the URL is refused outright when it holds user info, a fragment, a backslash,
+    whitespace or non-ASCII characters, or any percent-encoding in its path (webhook paths are
+    ids and tokens: they never need it), and its path must have no empty, `.` or `..` segment.
+    """
+    if not isinstance(url, str) or not _URL_CHARACTERS.fullmatch(url) or "\\" in url:
+        return False
+    try:
+        target, base = urlsplit(url), urlsplit(prefix)
+        target_port = target.port or _DEFAULT_PORTS.get(target.scheme)
+        base_port = base.port or _DEFAULT_PORTS.get(base.scheme)
+    except ValueError:
+        return False
+    if "@" in target.netloc or target.fragment or "%" in target.path or "@" in target.path:
+        return False
+    if (target.scheme, target.hostname, target_port) != (base.scheme, base.hostname, base_port):
+        return False
+    base_path = base.path.rstrip("/") + "/"
+    if not target.path.startswith(base_path) or len(target.path) == len(base_path):
+        return False
+    segments = target.path[len(base_path) :].split("/")
+    return unquote(target.path) == target.path and not any(s in ("", ".", "..") for s in segments)
 
 
 def _redirect_allowed(target: str, prefixes: Sequence[str]) -> bool:

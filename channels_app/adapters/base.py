@@ -13,13 +13,14 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from django.conf import settings
 
 from common.http import HttpError, HttpResult, NetworkPolicy, http_request
+from common.parsers import loads_strict
 
 # Outbound platform calls: short enough to keep a worker moving, long enough for a slow API.
 PLATFORM_TIMEOUT_SECONDS = 15.0
@@ -29,9 +30,20 @@ PLATFORM_MAX_RESPONSE_BYTES = 1024 * 1024
 PLATFORM_POLICY = NetworkPolicy(allow_private=True)
 
 
+# How far a signed request's timestamp may be from now, either way (Slack's rule, also applied
+# to Discord and Lark): an older signature is a replay, a later one a forged clock.
+SIGNATURE_WINDOW_SECONDS = 300
+
+
 def current_timestamp() -> float:
     """The clock used for signature windows (a module function so tests can freeze it)."""
     return time.time()
+
+
+def fresh_timestamp(value: Any) -> bool:
+    """Whether a timestamp header is whole seconds within the window of now (never raises)."""
+    timestamp = as_int(value)
+    return timestamp is not None and abs(current_timestamp() - timestamp) <= SIGNATURE_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,45 @@ class InboundEvent:
     sender_id: str = ""
     text: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+class InboundRequest:
+    """One webhook request as the adapters see it: the raw bytes and headers, and the body
+    parsed at most once, on first use, whichever step (routing, verification, parsing) needs it.
+
+    A body that cannot be read raises ValueError each time it is asked for, without a second
+    parse. The payload is untrusted until a signature has verified.
+    """
+
+    __slots__ = ("_error", "_load", "_loaded", "_payload", "body", "headers")
+
+    def __init__(self, body: bytes, headers: Mapping[str, str], load: Callable[[bytes], Any]) -> None:
+        self.body = body
+        self.headers = headers
+        self._load = load
+        self._loaded = False
+        self._payload: Any = None
+        self._error: ValueError | None = None
+
+    @property
+    def payload(self) -> Any:
+        if not self._loaded:
+            self._loaded = True
+            try:
+                self._payload = self._load(self.body)
+            except ValueError as exc:
+                self._error = exc
+        if self._error is not None:
+            raise ValueError("the body cannot be read") from self._error
+        return self._payload
+
+    def object(self) -> dict[str, Any]:
+        """The payload when it is a JSON object, else {} (never raises): for routing hints."""
+        try:
+            payload = self.payload
+        except ValueError:
+            return {}
+        return payload if isinstance(payload, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -280,6 +331,10 @@ class ChannelAdapter:
     # Config keys whose value is the shared credential (fan-out group) and the chat filter.
     credential_key: ClassVar[str] = ""
     chat_filter_key: ClassVar[str] = ""
+    # Whether that credential is a secret. Only a shared secret proves that two channels serve
+    # the same bot; a public identifier (Discord's application id) groups channels of one
+    # workspace only, and belongs to one workspace (docs/decisions.md).
+    credential_is_secret: ClassVar[bool] = True
 
     # --- schema and config ---------------------------------------------------------------------
     @classmethod
@@ -362,7 +417,8 @@ class ChannelAdapter:
         return str(config.get(self.credential_key) or "")
 
     def lookup_value(self, config: Mapping[str, Any]) -> str:
-        """A value that identifies the channel from an inbound request, hashed into `lookup_key`."""
+        """The channel's routing key, hashed into `lookup_key`: the value `route_key` reads from
+        the requests meant for it ("" when it has none)."""
         return ""
 
     def chat_matches(self, config: Mapping[str, Any], chat_id: str) -> bool:
@@ -384,14 +440,27 @@ class ChannelAdapter:
         return False
 
     # --- inbound -------------------------------------------------------------------------------
-    def verify(self, config: Mapping[str, Any], body: bytes, headers: Mapping[str, str]) -> Any:
-        """Check the request on its raw bytes. Return a truthy token (the payload when decrypting
-        is part of verifying) or None. Must never raise on hostile input and must fail closed."""
+    def load(self, body: bytes) -> Any:
+        """Parse a body (JSON by default); ValueError on anything hostile (see `loads_strict`)."""
+        return loads_strict(body)
+
+    def request(self, body: bytes, headers: Mapping[str, str]) -> InboundRequest:
+        return InboundRequest(body, headers, self.load)
+
+    def route_key(self, request: InboundRequest) -> str:
+        """The routing key a request carries (matched against `lookup_value`), "" when none: it
+        narrows which channels are verified when the request names no channel. Untrusted."""
+        return ""
+
+    def verify(self, config: Mapping[str, Any], request: InboundRequest) -> Any:
+        """Check the request (signatures on the raw bytes). Return a truthy token (the payload
+        when decrypting is part of verifying) or None. Must never raise on hostile input and
+        must fail closed."""
         raise NotImplementedError
 
-    def parse(
-        self, config: Mapping[str, Any], verified: Any, body: bytes, headers: Mapping[str, str]
-    ) -> InboundEvent:
+    def parse(self, config: Mapping[str, Any], verified: Any, request: InboundRequest) -> InboundEvent:
+        """The event of a verified request; ValueError (or TypeError, KeyError …) when the
+        payload is not one."""
         raise NotImplementedError
 
     def ack(self, event: InboundEvent) -> dict[str, Any]:

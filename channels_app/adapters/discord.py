@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -16,11 +15,14 @@ from channels_app.adapters.base import (
     ChannelAdapter,
     ConfigField,
     InboundEvent,
+    InboundRequest,
     SendError,
+    fresh_timestamp,
     http_failure,
     json_body,
     platform_call,
 )
+from common.http import url_under_prefix
 
 PING = 1
 APPLICATION_COMMAND = 2
@@ -65,6 +67,7 @@ class DiscordAdapter(ChannelAdapter):
     display_name = "Discord"
     part_limit = 2000
     credential_key = "application_id"
+    credential_is_secret = False  # application ids and public keys are published
     fields = (
         ConfigField(
             "webhook_url",
@@ -88,9 +91,7 @@ class DiscordAdapter(ChannelAdapter):
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
         value = super().clean_field(fld, value)
-        if fld.key == "webhook_url" and not (
-            value.startswith(_webhook_prefix()) and len(value) > len(_webhook_prefix())
-        ):
+        if fld.key == "webhook_url" and not url_under_prefix(value, _webhook_prefix()):
             raise ValueError(f"Must be a Discord webhook URL starting with {_webhook_prefix()}")
         if fld.key == "application_id" and not _SNOWFLAKE.match(value):
             raise ValueError("Must be a numeric Discord id.")
@@ -116,18 +117,24 @@ class DiscordAdapter(ChannelAdapter):
             )
 
     # --- inbound ---------------------------------------------------------------------------------
-    def verify(self, config: Mapping[str, Any], body: bytes, headers: Mapping[str, str]) -> Any:
+    def lookup_value(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("application_id") or "")
+
+    def route_key(self, request: InboundRequest) -> str:
+        app_id = request.object().get("application_id")
+        return app_id if isinstance(app_id, str) else ""
+
+    def verify(self, config: Mapping[str, Any], request: InboundRequest) -> Any:
+        headers, body = request.headers, request.body
         public_key = str(config.get("public_key") or "")
         signature = headers.get("X-Signature-Ed25519") or ""
         timestamp = headers.get("X-Signature-Timestamp") or ""
-        if not public_key or not signature or not timestamp:
+        if not public_key or not signature or not fresh_timestamp(timestamp):
             return None
         return verify_ed25519(public_key, signature, timestamp.encode() + body) or None
 
-    def parse(
-        self, config: Mapping[str, Any], verified: Any, body: bytes, headers: Mapping[str, str]
-    ) -> InboundEvent:
-        interaction = json.loads(body)
+    def parse(self, config: Mapping[str, Any], verified: Any, request: InboundRequest) -> InboundEvent:
+        interaction = request.payload
         if not isinstance(interaction, dict):
             raise ValueError("not a Discord interaction")
         if interaction.get("type") == PING:
@@ -195,8 +202,14 @@ class DiscordAdapter(ChannelAdapter):
     def send_part(
         self, config: Mapping[str, Any], *, chat_id: str, text: str, meta: Mapping[str, Any]
     ) -> None:
-        url = str(meta.get("followup_url") or config.get("webhook_url") or "")
-        if not url.startswith(_webhook_prefix()):
+        followup = str(meta.get("followup_url") or "")
+        if followup:
+            # Only a follow-up of this channel's own application (never another tenant's).
+            own = f"{_webhook_prefix()}{config.get('application_id') or '-'}/"
+            if not url_under_prefix(followup, own):
+                raise SendError("discord: follow-up of another application", transient=False)
+        url = followup or str(config.get("webhook_url") or "")
+        if not url_under_prefix(url, _webhook_prefix()):
             raise SendError("discord: no webhook url configured", transient=False)
         result = platform_call(
             "POST",

@@ -7,7 +7,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,11 +19,14 @@ from channels_app.adapters.base import (
     ChannelAdapter,
     ConfigField,
     InboundEvent,
+    InboundRequest,
     SendError,
     http_failure,
     json_body,
     platform_call,
 )
+from common.http import url_under_prefix
+from common.parsers import loads_strict
 
 _RATE_LIMIT_CODES = {9499, 11232, 11233}
 
@@ -52,11 +54,12 @@ def lark_decrypt(encrypted: str, encrypt_key: str) -> str:
         raise DecryptError("bad padding") from None
 
 
-def lark_encrypt(plaintext: str, encrypt_key: str, iv: bytes) -> str:
+def lark_encrypt(plaintext: str | bytes, encrypt_key: str, iv: bytes) -> str:
     """The inverse of `lark_decrypt` (what Lark does), for tests and tools."""
     key = hashlib.sha256(encrypt_key.encode()).digest()
     padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext.encode()) + padder.finalize()
+    raw = plaintext.encode() if isinstance(plaintext, str) else plaintext
+    padded = padder.update(raw) + padder.finalize()
     encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
     return base64.b64encode(iv + encryptor.update(padded) + encryptor.finalize()).decode()
 
@@ -104,9 +107,7 @@ class LarkAdapter(ChannelAdapter):
 
     def clean_field(self, fld: ConfigField, value: Any) -> Any:
         value = super().clean_field(fld, value)
-        if fld.key == "webhook_url" and not any(
-            value.startswith(p) and len(value) > len(p) for p in _prefixes()
-        ):
+        if fld.key == "webhook_url" and not any(url_under_prefix(value, p) for p in _prefixes()):
             raise ValueError("Must be a Lark/Feishu custom bot webhook URL.")
         return value
 
@@ -121,7 +122,17 @@ class LarkAdapter(ChannelAdapter):
             )
 
     # --- inbound ---------------------------------------------------------------------------------
-    def verify(self, config: Mapping[str, Any], body: bytes, headers: Mapping[str, str]) -> Any:
+    def lookup_value(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("verification_token") or "")
+
+    def route_key(self, request: InboundRequest) -> str:
+        """The token of a plaintext event (an encrypted one carries nothing readable)."""
+        outer = request.object()
+        header = outer.get("header") if isinstance(outer.get("header"), dict) else {}
+        token = header.get("token") or outer.get("token")
+        return token if isinstance(token, str) and "encrypt" not in outer else ""
+
+    def verify(self, config: Mapping[str, Any], request: InboundRequest) -> Any:
         """Return the (decrypted) event object when the request is authentic, else None.
 
         With an encrypt key: the body must decrypt, and the signature headers, when present, must
@@ -132,9 +143,10 @@ class LarkAdapter(ChannelAdapter):
         encrypt_key = str(config.get("encrypt_key") or "")
         if not token:
             return None
+        headers, body = request.headers, request.body
         try:
-            outer = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            outer = request.payload
+        except ValueError:
             return None
         if not isinstance(outer, dict):
             return None
@@ -143,13 +155,15 @@ class LarkAdapter(ChannelAdapter):
             timestamp = headers.get("X-Lark-Request-Timestamp") or ""
             nonce = headers.get("X-Lark-Request-Nonce") or ""
             if signature:
+                if not base.fresh_timestamp(timestamp):
+                    return None
                 expected = lark_signature(timestamp, nonce, encrypt_key, body)
                 if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
                     return None
             if not isinstance(outer.get("encrypt"), str):
                 return None
             try:
-                event = json.loads(lark_decrypt(outer["encrypt"], encrypt_key))
+                event = loads_strict(lark_decrypt(outer["encrypt"], encrypt_key))
             except (DecryptError, ValueError):
                 return None
             if not isinstance(event, dict):
@@ -166,9 +180,7 @@ class LarkAdapter(ChannelAdapter):
             return None
         return event
 
-    def parse(
-        self, config: Mapping[str, Any], verified: Any, body: bytes, headers: Mapping[str, str]
-    ) -> InboundEvent:
+    def parse(self, config: Mapping[str, Any], verified: Any, request: InboundRequest) -> InboundEvent:
         event: dict[str, Any] = verified
         if event.get("type") == "url_verification":
             return InboundEvent(kind="handshake", response={"challenge": str(event.get("challenge", ""))})
@@ -178,8 +190,8 @@ class LarkAdapter(ChannelAdapter):
         if header.get("event_type") != "im.message.receive_v1" or message.get("message_type") != "text":
             return InboundEvent(kind="ignored", response={"ok": True, "status": "ignored"})
         try:
-            content = json.loads(message.get("content") or "{}")
-        except ValueError:
+            content = loads_strict(message.get("content") or "{}")
+        except (ValueError, TypeError):
             content = {}
         text = content.get("text") if isinstance(content, dict) else None
         sender = body_event.get("sender") if isinstance(body_event.get("sender"), dict) else {}
@@ -199,7 +211,7 @@ class LarkAdapter(ChannelAdapter):
         self, config: Mapping[str, Any], *, chat_id: str, text: str, meta: Mapping[str, Any]
     ) -> None:
         url = str(config.get("webhook_url") or "")
-        if not any(url.startswith(p) for p in _prefixes()):
+        if not any(url_under_prefix(url, p) for p in _prefixes()):
             raise SendError("lark: no webhook url configured", transient=False)
         payload: dict[str, Any] = {"msg_type": "text", "content": {"text": text}}
         sign_secret = str(config.get("sign_secret") or "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from channels_app.adapters.base import (
     Discovery,
     DiscoveryError,
     InboundEvent,
+    InboundRequest,
     SendError,
     http_failure,
     json_body,
@@ -27,11 +27,20 @@ from channels_app.adapters.base import (
     safe_code,
     split_text,
 )
+from common.parsers import loads_strict
 
-SIGNATURE_WINDOW_SECONDS = 300
 BLOCK_LIMIT = 3000
 BLOCKS_PER_MESSAGE = 50
 _CHANNEL_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+_APP_ID = re.compile(r"^A[A-Z0-9]{2,31}$")
+# A slash command has about fifteen fields; a form with many more is not Slack's.
+MAX_FORM_FIELDS = 100
+
+
+class SlackForm(dict[str, list[str]]):
+    """A form-encoded body (slash commands), as `parse_qs` reads it."""
+
+
 _TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 _TOKEN_ERRORS = {
     "invalid_auth",
@@ -62,6 +71,12 @@ class SlackAdapter(ChannelAdapter):
             help="App credentials → Signing Secret; verifies inbound events.",
         ),
         ConfigField(
+            "app_id",
+            "App id",
+            help="Basic Information → App ID (e.g. A0123ABCDEF); lets events sent without "
+            "?channel= find this channel at once. Optional.",
+        ),
+        ConfigField(
             "channel_id",
             "Channel id",
             help="Default channel for outbound messages (e.g. C0123456789); inbound events from other "
@@ -76,7 +91,12 @@ class SlackAdapter(ChannelAdapter):
             raise ValueError("Must be a bot token starting with xoxb-.")
         if fld.key == "channel_id" and not _CHANNEL_ID.match(value):
             raise ValueError("Must be a Slack channel id such as C0123456789.")
+        if fld.key == "app_id" and not _APP_ID.match(value):
+            raise ValueError("Must be a Slack app id such as A0123ABCDEF.")
         return value
+
+    def lookup_value(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("app_id") or "")
 
     def default_chat(self, config: Mapping[str, Any]) -> str:
         return str(config.get("channel_id") or "")
@@ -85,24 +105,39 @@ class SlackAdapter(ChannelAdapter):
         return True
 
     # --- inbound ---------------------------------------------------------------------------------
-    def verify(self, config: Mapping[str, Any], body: bytes, headers: Mapping[str, str]) -> Any:
+    def load(self, body: bytes) -> Any:
+        """Events API bodies are JSON, slash commands a form."""
+        if body.lstrip()[:1] == b"{":
+            return super().load(body)
+        return SlackForm(parse_qs(body.decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+
+    def route_key(self, request: InboundRequest) -> str:
+        try:
+            payload = request.payload
+        except ValueError:
+            return ""
+        if isinstance(payload, SlackForm):
+            return (payload.get("api_app_id") or [""])[0]
+        app_id = payload.get("api_app_id") if isinstance(payload, dict) else None
+        return app_id if isinstance(app_id, str) else ""
+
+    def verify(self, config: Mapping[str, Any], request: InboundRequest) -> Any:
+        headers, body = request.headers, request.body
         secret = str(config.get("signing_secret") or "")
         signature = headers.get("X-Slack-Signature") or ""
-        timestamp = base.as_int(headers.get("X-Slack-Request-Timestamp"))
-        if not secret or timestamp is None or not signature.startswith("v0="):
+        if not secret or not signature.startswith("v0="):
             return None
-        if abs(base.current_timestamp() - timestamp) > SIGNATURE_WINDOW_SECONDS:
+        if not base.fresh_timestamp(headers.get("X-Slack-Request-Timestamp")):
             return None
         basestring = f"v0:{headers.get('X-Slack-Request-Timestamp', '').strip()}:".encode() + body
         expected = "v0=" + hmac.new(secret.encode(), basestring, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")) or None
 
-    def parse(
-        self, config: Mapping[str, Any], verified: Any, body: bytes, headers: Mapping[str, str]
-    ) -> InboundEvent:
-        if body.lstrip()[:1] == b"{":
-            return self._parse_event(json.loads(body))
-        return self._parse_form(parse_qs(body.decode(), keep_blank_values=True))
+    def parse(self, config: Mapping[str, Any], verified: Any, request: InboundRequest) -> InboundEvent:
+        payload = request.payload
+        if isinstance(payload, SlackForm):
+            return self._parse_form(payload)
+        return self._parse_event(payload)
 
     def _parse_event(self, payload: Any) -> InboundEvent:
         if not isinstance(payload, dict):
@@ -131,7 +166,7 @@ class SlackAdapter(ChannelAdapter):
             return (form.get(key) or [""])[0]
 
         if one("payload"):
-            return self._parse_interaction(json.loads(one("payload")))
+            return self._parse_interaction(loads_strict(one("payload")))
         if not one("command"):
             return InboundEvent(kind="ignored", response={"ok": True, "status": "ignored"})
         text = one("text").strip() or one("command")

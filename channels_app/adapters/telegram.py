@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from channels_app.adapters.base import (
     Discovery,
     DiscoveryError,
     InboundEvent,
+    InboundRequest,
     SendError,
     http_failure,
     json_body,
@@ -94,17 +94,18 @@ class TelegramAdapter(ChannelAdapter):
         return True
 
     # --- inbound ---------------------------------------------------------------------------------
-    def verify(self, config: Mapping[str, Any], body: bytes, headers: Mapping[str, str]) -> Any:
+    def route_key(self, request: InboundRequest) -> str:
+        return request.headers.get(SECRET_HEADER) or ""
+
+    def verify(self, config: Mapping[str, Any], request: InboundRequest) -> Any:
         expected = str(config.get("webhook_secret") or "")
-        given = headers.get(SECRET_HEADER) or ""
+        given = request.headers.get(SECRET_HEADER) or ""
         if not expected or not given:
             return None
         return hmac.compare_digest(expected.encode(), given.encode()) or None
 
-    def parse(
-        self, config: Mapping[str, Any], verified: Any, body: bytes, headers: Mapping[str, str]
-    ) -> InboundEvent:
-        update = json.loads(body)
+    def parse(self, config: Mapping[str, Any], verified: Any, request: InboundRequest) -> InboundEvent:
+        update = request.payload
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             raise ValueError("not a Telegram update")
         if isinstance(update.get("callback_query"), dict):

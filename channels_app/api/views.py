@@ -83,8 +83,10 @@ class ChannelListView(WorkspaceScopedView):
 
     @extend_schema(
         summary="Create a channel",
+        description="409 `conflict` when an enabled Discord channel would hold an `application_id` "
+        "that an enabled channel of another workspace holds (an application belongs to one workspace).",
         request=ChannelCreateSerializer,
-        responses={201: ChannelSerializer, **ERRORS},
+        responses={201: ChannelSerializer, 409: ErrorSerializer, **ERRORS},
     )
     def post(self, request: Request, workspace_id: Any) -> Response:
         serializer = ChannelCreateSerializer(data=request.data)
@@ -110,9 +112,10 @@ class ChannelDetailView(_ChannelView):
     @extend_schema(
         summary="Update a channel",
         description="`config` is merged key by key (null removes a key); a masked secret sent back "
-        "keeps the stored one.",
+        "keeps the stored one. Enabling a Discord channel, or pointing an enabled one at an "
+        "`application_id` an enabled channel of another workspace holds, is a 409 `conflict`.",
         request=ChannelUpdateSerializer,
-        responses={200: ChannelSerializer, **ERRORS},
+        responses={200: ChannelSerializer, 409: ErrorSerializer, **ERRORS},
     )
     def patch(self, request: Request, workspace_id: Any, channel_id: Any) -> Response:
         serializer = ChannelUpdateSerializer(data=request.data)
@@ -235,7 +238,11 @@ class WebhookView(APIView):
     @extend_schema(
         summary="Incoming platform events",
         description="Verified on the raw bytes (Telegram secret header, Slack HMAC, Discord Ed25519, "
-        "Lark token/signature/encryption). Answered at once; the agent is called in the background.",
+        "Lark token/signature/encryption; Slack, Discord and signed Lark timestamps within 300 s). "
+        "Without `channel`, the request's routing key (Telegram secret header, Slack `api_app_id`, "
+        "Discord `application_id`, Lark `token`) picks at most 3 credentials to verify. A body that "
+        "cannot be read is a 400 once verified, never a 5xx. Answered at once; the agent is called "
+        "in the background.",
         parameters=[
             OpenApiParameter("channel", OpenApiTypes.UUID, description="channel id from inbound_url")
         ],

@@ -22,6 +22,17 @@ def broker() -> Iterator[BrokerQueue]:
 
 
 @pytest.fixture
+def frozen_clock(monkeypatch):
+    """Sets the clock of the signature windows: `frozen_clock(unix_seconds)`."""
+    from channels_app.adapters import base as adapter_base
+
+    def freeze(at: float) -> None:
+        monkeypatch.setattr(adapter_base, "current_timestamp", lambda: at)
+
+    return freeze
+
+
+@pytest.fixture
 def handed_over(monkeypatch) -> list[tuple[str, str]]:
     """(task name, message id) of every publish the webhook hands to the inbound batcher, in
     order; recorded instead of published."""

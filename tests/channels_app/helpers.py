@@ -86,10 +86,46 @@ def slack_message_event(event_id: str, text: str = "hi", channel: str = "C111", 
 
 
 def discord_headers(
-    private_key: Ed25519PrivateKey, body: bytes, timestamp: str = "1700000000"
+    private_key: Ed25519PrivateKey, body: bytes, timestamp: str | None = None
 ) -> dict[str, str]:
+    """Signed as Discord does, at `timestamp` (now by default: older than 300 s is refused)."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
     signature = private_key.sign(timestamp.encode() + body).hex()
     return {"HTTP_X_SIGNATURE_ED25519": signature, "HTTP_X_SIGNATURE_TIMESTAMP": timestamp}
+
+
+def discord_command(
+    app_id: str, interaction_id: str, text: str = "hello", token: str = "interaction-token-abcdef"
+) -> bytes:
+    """A slash-command interaction (type 2) with one string option."""
+    return json.dumps(
+        {
+            "type": 2,
+            "id": interaction_id,
+            "application_id": app_id,
+            "channel_id": "900",
+            "token": token,
+            "member": {"user": {"id": "55"}},
+            "data": {"name": "ask", "options": [{"name": "q", "type": 3, "value": text}]},
+        }
+    ).encode()
+
+
+def lark_message_event(token: str, event_id: str = "ev-1", text: str = "hi") -> dict[str, Any]:
+    """A Lark v2 `im.message.receive_v1` text event, before any encryption."""
+    return {
+        "schema": "2.0",
+        "header": {"event_id": event_id, "event_type": "im.message.receive_v1", "token": token},
+        "event": {
+            "sender": {"sender_id": {"open_id": "ou_1"}, "sender_type": "user"},
+            "message": {
+                "chat_id": "oc_1",
+                "message_id": "om_1",
+                "message_type": "text",
+                "content": json.dumps({"text": text}),
+            },
+        },
+    }
 
 
 def rfc8032_key() -> Ed25519PrivateKey:

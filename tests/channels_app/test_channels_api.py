@@ -256,6 +256,7 @@ def test_adapters_are_public_and_come_from_the_classes(api):
     assert {f["key"] for f in body["slack"]["config_schema"]} == {
         "bot_token",
         "signing_secret",
+        "app_id",
         "channel_id",
         "approvals",
         "approvers",

@@ -4,11 +4,11 @@ Telegram's secret header — each on the raw bytes, failing closed (401, never 5
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from channels_app.adapters import base as adapter_base
 from channels_app.adapters.discord import verify_ed25519
 from channels_app.adapters.lark import lark_decrypt, lark_encrypt, lark_signature
 from channels_app.models import ChannelMessage
@@ -17,7 +17,9 @@ from tests.channels_app.helpers import (
     RFC8032_PUBLIC,
     RFC8032_SIGNATURE,
     SLACK_SIGNING_SECRET,
+    discord_command,
     discord_headers,
+    lark_message_event,
     post_telegram,
     rfc8032_key,
     slack_channel,
@@ -35,14 +37,6 @@ SLACK_EXAMPLE_BODY = (
 )
 SLACK_EXAMPLE_TS = 1531420618
 SLACK_EXAMPLE_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
-
-
-@pytest.fixture
-def frozen_clock(monkeypatch):
-    def freeze(at: float) -> None:
-        monkeypatch.setattr(adapter_base, "current_timestamp", lambda: at)
-
-    return freeze
 
 
 def _post_slack(client, body: bytes, *, ts: str = str(SLACK_EXAMPLE_TS), sig: str = SLACK_EXAMPLE_SIGNATURE):
@@ -175,7 +169,10 @@ def test_discord_bad_requests_are_401(client, workspace):
         (body, {"HTTP_X_SIGNATURE_TIMESTAMP": headers["HTTP_X_SIGNATURE_TIMESTAMP"]}),
         (body, {"HTTP_X_SIGNATURE_ED25519": headers["HTTP_X_SIGNATURE_ED25519"]}),
         (body, {**headers, "HTTP_X_SIGNATURE_ED25519": "not-hex-" + "z" * 120}),
-        (body, {**headers, "HTTP_X_SIGNATURE_TIMESTAMP": "1700000001"}),
+        (
+            body,
+            {**headers, "HTTP_X_SIGNATURE_TIMESTAMP": str(int(headers["HTTP_X_SIGNATURE_TIMESTAMP"]) + 1)},
+        ),
     ]
     for payload, case_headers in cases:
         response = _post_discord(client, payload, case_headers)
@@ -201,20 +198,7 @@ def test_two_discord_applications_each_verify_with_their_own_key(client, workspa
     public_b = key_b.public_key().public_bytes_raw().hex()
     channel_a = _discord_channel(workspace, app_id="111111111111111111")
     channel_b = _discord_channel(other_workspace, app_id="222222222222222222", public_key=public_b)
-
-    def command(app_id: str, interaction_id: str) -> bytes:
-        return json.dumps(
-            {
-                "type": 2,
-                "id": interaction_id,
-                "application_id": app_id,
-                "channel_id": "900",
-                "token": "interaction-token-abcdef",
-                "member": {"user": {"id": "55"}},
-                "data": {"name": "ask", "options": [{"name": "q", "type": 3, "value": "hello"}]},
-            }
-        ).encode()
-
+    command = discord_command
     body_a = command("111111111111111111", "1001")
     body_b = command("222222222222222222", "1002")
     assert _post_discord(client, body_a, discord_headers(key_a, body_a)).json() == {"type": 5}
@@ -281,24 +265,13 @@ def test_lark_encrypted_url_verification_and_bad_ciphertexts(client, workspace):
 
 def test_lark_encrypted_event_needs_a_valid_signature(client, workspace):
     channel = _lark_channel(workspace, encrypt_key="my-encrypt-key")
-    event = {
-        "schema": "2.0",
-        "header": {"event_id": "ev-1", "event_type": "im.message.receive_v1", "token": "lark-verify-token"},
-        "event": {
-            "sender": {"sender_id": {"open_id": "ou_1"}, "sender_type": "user"},
-            "message": {
-                "chat_id": "oc_1",
-                "message_id": "om_1",
-                "message_type": "text",
-                "content": '{"text":"hi"}',
-            },
-        },
-    }
+    event = lark_message_event("lark-verify-token")
     body = json.dumps(
         {"encrypt": lark_encrypt(json.dumps(event), "my-encrypt-key", b"fedcba9876543210")}
     ).encode()
-    signature = lark_signature("1700000000", "nonce-1", "my-encrypt-key", body)
-    headers = {"HTTP_X_LARK_REQUEST_TIMESTAMP": "1700000000", "HTTP_X_LARK_REQUEST_NONCE": "nonce-1"}
+    now = str(int(time.time()))
+    signature = lark_signature(now, "nonce-1", "my-encrypt-key", body)
+    headers = {"HTTP_X_LARK_REQUEST_TIMESTAMP": now, "HTTP_X_LARK_REQUEST_NONCE": "nonce-1"}
     unsigned = client.post("/webhooks/lark", data=body, content_type="application/json", **headers)
     assert unsigned.status_code == 401
     bad = client.post(
