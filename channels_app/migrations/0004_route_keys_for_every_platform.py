@@ -21,7 +21,7 @@ def forget_routes(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0002_lighter_message_indexes'),
+        ('channels_app', '0003_conversations'),
         ('workspaces', '0001_initial'),
     ]
 
