@@ -11,6 +11,9 @@ os.environ["DATABASE_URL"] = os.environ.get(
 )
 os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("ENCRYPTION_KEYS", "")
+# DEBUG off on PostgreSQL is production to the system checks (common.E004): commands the tests
+# start in a subprocess (run_echo_agent) run them, so the tests set a key of their own.
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 
 from integrations_project.settings import *  # noqa: F403
 
