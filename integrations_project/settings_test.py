@@ -18,6 +18,9 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # A fresh metrics directory per test session (inherited by the workers the e2e tests start).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="integrations-metrics-")
     atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+# DEBUG off on PostgreSQL is production to the system checks (common.E004): commands the tests
+# start in a subprocess (run_echo_agent) run them, so the tests set a key of their own.
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 
 from integrations_project.settings import *  # noqa: F403
 
