@@ -143,9 +143,15 @@ class ScheduleRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "started_at",
         "finished_at",
         "duration_ms",
+        "a2a_protocol",
         "error_detail",
     )
-    list_filter = ("status", "trigger", ("schedule__workspace", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "status",
+        "trigger",
+        "a2a_protocol",
+        ("schedule__workspace", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("=id", "=schedule__id", "schedule__name", "schedule__workspace__name", "error_detail")
     list_select_related = ("schedule", "schedule__workspace")
     date_hierarchy = "scheduled_for"
@@ -161,6 +167,7 @@ class ScheduleRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "duration_ms",
         "error_detail",
         "response_excerpt",
+        "a2a_protocol",
         "busy_since",
         "created_at",
     )

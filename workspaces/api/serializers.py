@@ -14,6 +14,7 @@ from workspaces.models import (
     MAX_CONCURRENT_TASKS_LIMIT,
     MEMORY_KEY_PATTERN,
     SECRET_KEY_PATTERN,
+    A2AProtocol,
     Workspace,
     WorkspaceMemory,
     WorkspaceSecret,
@@ -39,6 +40,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
             "tier",
             "parent_id",
             "url",
+            "a2a_protocol",
             "status",
             "max_concurrent_tasks",
             "active_tasks",
@@ -83,6 +85,11 @@ class WorkspaceInputSerializer(StrictSerializer):
     tier = serializers.IntegerField(min_value=1, max_value=4, required=False)
     parent_id = serializers.UUIDField(required=False, allow_null=True)
     url = serializers.URLField(max_length=2048, required=False, allow_blank=True)
+    a2a_protocol = serializers.ChoiceField(
+        choices=A2AProtocol.choices,
+        required=False,
+        help_text="auto (default): from the agent card, else 1.0 then 0.3; or 1.0 / 0.3 forced.",
+    )
     max_concurrent_tasks = serializers.IntegerField(
         min_value=1, max_value=MAX_CONCURRENT_TASKS_LIMIT, required=False
     )

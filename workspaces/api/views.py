@@ -31,6 +31,8 @@ from workspaces.filters import WorkspaceFilter
 from workspaces.models import WorkspaceMemory, WorkspaceSecret
 
 ADMIN_ONLY_FIELDS = ("runtime", "tier", "parent_id")
+# Where deliveries go and how they speak: not for the agent's own token.
+OPERATOR_FIELDS = ("a2a_protocol",)
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
@@ -79,7 +81,10 @@ class WorkspaceDetailView(WorkspaceScopedView):
 
     @extend_schema(
         summary="Update a workspace",
-        description="`runtime`, `tier` and `parent_id` need admin credentials.",
+        description=(
+            "`runtime`, `tier` and `parent_id` need admin credentials; `a2a_protocol` needs an "
+            "operator token or admin credentials."
+        ),
         request=WorkspaceInputSerializer(partial=True),
         responses={200: WorkspaceSerializer, **ERRORS},
     )
@@ -89,6 +94,11 @@ class WorkspaceDetailView(WorkspaceScopedView):
         restricted = [f for f in ADMIN_ONLY_FIELDS if f in serializer.validated_data]
         if restricted and not self.principal.is_admin:
             raise Forbidden(f"Changing {', '.join(restricted)} needs admin credentials.")
+        operator_only = [f for f in OPERATOR_FIELDS if f in serializer.validated_data]
+        if operator_only and not self.principal.is_operator:
+            raise Forbidden(
+                f"Changing {', '.join(operator_only)} needs an operator token or admin credentials."
+            )
         workspace = services.workspace_update(workspace=self.workspace, data=dict(serializer.validated_data))
         return Response(WorkspaceSerializer(workspace).data)
 
