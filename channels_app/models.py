@@ -111,6 +111,7 @@ class ChannelMessage(models.Model):
         max_length=8,
         blank=True,
         default="",
+        db_default="",  # the webhook's own INSERT (ingest.py) leaves the column out
         help_text="The A2A version the agent was asked in (1.0 or 0.3); empty when no request was sent.",
     )
     platform_event_id = models.CharField(max_length=200, blank=True, default="")
