@@ -108,6 +108,7 @@ class ChannelMessage(models.Model):
     parts_sent = models.PositiveIntegerField(default=0)
     # Inbound: the A2A version the agent was asked in ("1.0" or "0.3"); empty otherwise.
     a2a_protocol = models.CharField(
+        "A2A protocol",
         max_length=8,
         blank=True,
         default="",

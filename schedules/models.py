@@ -88,6 +88,7 @@ class ScheduleRun(models.Model):
     response_excerpt = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: no reply
     # The A2A version the delivery spoke ("1.0" or "0.3"); empty when no request was sent.
     a2a_protocol = models.CharField(
+        "A2A protocol",
         max_length=8,
         blank=True,
         default="",

@@ -48,6 +48,7 @@ class Workspace(models.Model):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENT_TASKS_LIMIT)]
     )
     a2a_protocol = models.CharField(
+        "A2A protocol",
         max_length=8,
         choices=A2AProtocol.choices,
         default=A2AProtocol.AUTO,
