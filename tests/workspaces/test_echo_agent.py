@@ -85,6 +85,14 @@ def test_the_sdk_client_talks_to_run_echo_agent(echo_process, version):
     }
 
 
+def test_run_echo_agent_answers_a_plain_0_3_client(echo_process):
+    """What a 0.3-only client does: the legacy card path, then `message/send` with no header."""
+    with urllib.request.urlopen(echo_process + ".well-known/agent.json", timeout=5) as response:
+        assert json.load(response)["name"] == "Echo agent"
+    answer = _post(echo_process, _call("message/send", V03_MESSAGE))
+    assert answer["result"]["parts"] == [{"kind": "text", "text": "pong"}]
+
+
 def test_the_sdk_client_reads_the_legacy_card_path_too(echo_process):
     card, text = asyncio.run(_sdk_conversation(echo_process, None, card_path="/.well-known/agent.json"))
     assert text == "pong" and card.name == "Echo agent"
