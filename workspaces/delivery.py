@@ -3,6 +3,7 @@ in the A2A version the workspace asks for or, with `auto`, the one the agent spe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from workspaces import a2a_protocol
@@ -48,7 +49,7 @@ def deliver_prompt(
         AgentDelivery.objects.filter(pk=marker.pk).delete()
 
 
-def _send_auto(*, workspace: Workspace, send: Any) -> A2AReply:
+def _send_auto(*, workspace: Workspace, send: Callable[[str], A2AReply]) -> A2AReply:
     """Remembered choice, else the card's, else 1.0; a version refusal is retried once in the
     other version (same messageId, so the agent sees one message), and what worked is kept."""
     first = a2a_protocol.protocol_remembered(workspace=workspace)

@@ -312,11 +312,12 @@ def _deliver(workspace, message_id="m-1", **kwargs):
 def test_auto_without_a_card_falls_back_to_0_3_once_and_remembers(fake_http, refusal):
     fake_http.route("POST", "/", a2a_agent(versions=("0.3",), reply="old but fine", refusal=refusal))
     workspace = make_workspace("old", url=fake_http.url + "/")
-    first = _deliver(workspace, message_id="m-1")
-    assert (first.text, first.protocol) == ("old but fine", "0.3")
+    first = _deliver(workspace, message_id="m-1", context_id="ctx-7")
+    assert (first.text, first.protocol, first.context_id) == ("old but fine", "0.3", "c")
     assert sent_versions(fake_http.requests) == [CARD_1, CARD_0, SEND_1, SEND_0]
-    attempts = [r.json()["params"]["message"]["messageId"] for r in fake_http.requests if r.method == "POST"]
-    assert attempts == ["m-1", "m-1"]  # the same message, retried once in 0.3
+    attempts = [r.json()["params"]["message"] for r in fake_http.requests if r.method == "POST"]
+    # The same message, retried once in 0.3: same messageId and contextId.
+    assert [(m["messageId"], m["contextId"]) for m in attempts] == [("m-1", "ctx-7"), ("m-1", "ctx-7")]
     assert fake_http.requests[3].headers["A2A-Version"] == "0.3"
 
     second = _deliver(workspace, message_id="m-2")
@@ -529,3 +530,15 @@ def test_card_size_limit_edge(fake_http):
     assert a2a_protocol.agent_card_protocol(url=fake_http.url) == "0.3"
     fake_http.route("GET", "/.well-known/agent-card.json", lambda r: FakeResponse(200, padded + b" "))
     assert a2a_protocol.agent_card_protocol(url=fake_http.url) is None
+
+
+@pytest.mark.django_db
+def test_the_card_is_read_under_the_delivery_network_policy(fake_http, settings):
+    settings.A2A_ALLOW_PRIVATE_NETWORKS = False
+    fake_http.route(
+        "GET", "/.well-known/agent-card.json", json_response({"supportedInterfaces": [_iface("1.0")]})
+    )
+    workspace = make_workspace("private", url=fake_http.url)
+    with pytest.raises(A2AError, match="private and loopback addresses are not allowed"):
+        _deliver(workspace)
+    assert fake_http.requests == []  # neither the card nor the message left
