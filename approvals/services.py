@@ -304,7 +304,7 @@ def approval_notify(*, approval_id: UUID | str, final_attempt: bool = True) -> s
     approval = Approval.objects.select_related("workspace").get(pk=approval_id)
     message_id = notification_message_id(approval)
     try:
-        deliver_prompt(
+        reply = deliver_prompt(
             workspace=approval.workspace,
             text=notification_text(approval),
             message_id=message_id,
@@ -319,7 +319,12 @@ def approval_notify(*, approval_id: UUID | str, final_attempt: bool = True) -> s
         reason = exc.reason[:300]
         with transaction.atomic():
             Approval.objects.filter(pk=approval.pk, notify_claimed_at=now).update(notify_error=reason)
-            _record(approval.pk, ApprovalEventKind.NOTIFY_FAILED, SYSTEM_ACTOR, {"reason": reason})
+            _record(
+                approval.pk,
+                ApprovalEventKind.NOTIFY_FAILED,
+                SYSTEM_ACTOR,
+                {"reason": reason, "a2a_protocol": exc.protocol},
+            )
         logger.warning("approval %s: agent not notified: %s", approval.pk, reason)
         return "failed"
     with transaction.atomic():
@@ -328,6 +333,6 @@ def approval_notify(*, approval_id: UUID | str, final_attempt: bool = True) -> s
             approval.pk,
             ApprovalEventKind.NOTIFIED,
             SYSTEM_ACTOR,
-            {"status": approval.status, "message_id": message_id},
+            {"status": approval.status, "message_id": message_id, "a2a_protocol": reply.protocol},
         )
     return "sent"

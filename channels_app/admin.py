@@ -218,6 +218,7 @@ class ChannelMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "text",
         "error",
         "attempts",
+        "a2a_protocol",
         "parts_sent",
         "platform_event_id",
         "reply_to",

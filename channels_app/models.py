@@ -109,6 +109,15 @@ class ChannelMessage(models.Model):
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     parts_sent = models.PositiveIntegerField(default=0)
+    # Inbound: the A2A version the agent was asked in ("1.0" or "0.3"); empty otherwise.
+    a2a_protocol = models.CharField(
+        "A2A protocol",
+        max_length=8,
+        blank=True,
+        default="",
+        db_default="",  # the webhook's own INSERT (ingest.py) leaves the column out
+        help_text="The A2A version the agent was asked in (1.0 or 0.3); empty when no request was sent.",
+    )
     platform_event_id = models.CharField(max_length=200, blank=True, default="")
     # Indexed only where set (see Meta): inbound messages, the bulk of the table, have none.
     reply_to = models.ForeignKey(

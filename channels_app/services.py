@@ -759,13 +759,15 @@ def message_process_inbound(*, message_id: Any) -> float | None:
                 },
             )
     except A2AError as exc:
-        message.error = exc.reason
+        message.error, message.a2a_protocol = exc.reason, exc.protocol
+        fields.append("a2a_protocol")
         if exc.transient and message.attempts < settings.CHANNEL_SEND_MAX_ATTEMPTS:
             message.save(update_fields=fields)
             return retry_delay(attempt=message.attempts, retry_after=None)
         message.status = MessageStatus.FAILED
         message.save(update_fields=fields)
         return None
+    message.a2a_protocol = reply.protocol
     conversations.conversation_adopt_context(
         conversation=conversation, sent=context_id, returned=reply.context_id
     )
@@ -776,9 +778,10 @@ def message_process_inbound(*, message_id: Any) -> float | None:
     )
     if not reply.text.strip():
         message.status, message.error = MessageStatus.DELIVERED, ""
-        message.save(update_fields=fields)
+        message.save(update_fields=[*fields, "a2a_protocol"])
         return None
     with transaction.atomic():
+        message.save(update_fields=["a2a_protocol", "updated_at"])
         out = ChannelMessage.objects.create(
             channel=channel,
             direction=Direction.OUTBOUND,

@@ -192,6 +192,8 @@ WORKSPACE_HEARTBEAT_FRESH_SECONDS = 300
 A2A_TIMEOUT_SECONDS = env_int("A2A_TIMEOUT_SECONDS", 300, minimum=1)
 A2A_ALLOW_PRIVATE_NETWORKS = env_bool("A2A_ALLOW_PRIVATE_NETWORKS", True)
 A2A_MAX_RESPONSE_BYTES = env_int("A2A_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, minimum=1024)
+# How long the A2A version found for an `auto` workspace (card or refused attempt) is remembered.
+A2A_PROTOCOL_CACHE_SECONDS = env_int("A2A_PROTOCOL_CACHE_SECONDS", 600, minimum=0)
 
 # Outbound HTTP (common/http.py): one keep-alive connection pool per process, shared by its
 # threads or greenlets. Connections beyond the keep-alive budget are closed after use.

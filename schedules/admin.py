@@ -241,11 +241,13 @@ class ScheduleRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "started_at",
         "finished_at",
         "duration_ms",
+        "a2a_protocol",
         "error_detail",
     )
     list_filter = (
         "status",
         "trigger",
+        "a2a_protocol",
         ("schedule__workspace", admin.RelatedOnlyFieldListFilter),
         ScheduleFilter,
     )
@@ -264,6 +266,7 @@ class ScheduleRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "duration_ms",
         "error_detail",
         "response_excerpt",
+        "a2a_protocol",
         "busy_since",
         "created_at",
     )

@@ -88,6 +88,14 @@ class ScheduleRun(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error_detail = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: no error
     response_excerpt = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: no reply
+    # The A2A version the delivery spoke ("1.0" or "0.3"); empty when no request was sent.
+    a2a_protocol = models.CharField(
+        "A2A protocol",
+        max_length=8,
+        blank=True,
+        default="",
+        help_text="The A2A version the agent was asked in (1.0 or 0.3); empty when no request was sent.",
+    )
     # First time the run found its workspace busy; the grace period counts from here.
     busy_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=djtz.now, editable=False)

@@ -422,6 +422,7 @@ def _finish(
     from_status: str,
     error: str | None = None,
     excerpt: str | None = None,
+    a2a_protocol: str = "",
 ) -> bool:
     """Close a run (only from the status we hold) and update the schedule's bookkeeping."""
     duration = int((now - run.started_at).total_seconds() * 1000) if run.started_at else None
@@ -432,6 +433,7 @@ def _finish(
             duration_ms=max(duration, 0) if duration is not None else None,
             error_detail=error,
             response_excerpt=excerpt,
+            a2a_protocol=a2a_protocol,
         )
         if closed:
             _bookkeep(run=run, status=status, at=run.started_at or now, error=error)
@@ -504,7 +506,7 @@ def _defer_or_skip(*, run: ScheduleRun, reason: str, now: datetime) -> float | N
 
 def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now: datetime | None) -> None:
     started = time.monotonic()
-    status, error, excerpt, reply_text = RunStatus.SUCCESS, None, None, ""
+    status, error, excerpt, protocol, reply_text = RunStatus.SUCCESS, None, None, "", ""
     try:
         reply = deliver_prompt(
             workspace=workspace,
@@ -522,17 +524,23 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
                 "scheduled_for": run.scheduled_for.isoformat().replace("+00:00", "Z"),
             },
         )
-        excerpt = reply.text[:RESPONSE_EXCERPT_MAX_CHARS]
+        excerpt, protocol = reply.text[:RESPONSE_EXCERPT_MAX_CHARS], reply.protocol
         reply_text = reply.text
     except A2AError as exc:
-        status, error = RunStatus.ERROR, exc.reason
+        status, error, protocol = RunStatus.ERROR, exc.reason, exc.protocol
     except Exception:
         logger.exception("schedule run %s failed unexpectedly", run.pk)
         status, error = RunStatus.ERROR, "internal error"
     elapsed = timedelta(seconds=time.monotonic() - started)
     finished = (now + elapsed) if now is not None else djtz.now()
     closed = _finish(
-        run=run, status=status, now=finished, from_status=RunStatus.RUNNING, error=error, excerpt=excerpt
+        run=run,
+        status=status,
+        now=finished,
+        from_status=RunStatus.RUNNING,
+        error=error,
+        excerpt=excerpt,
+        a2a_protocol=protocol,
     )
     if closed and schedule.deliver_to:
         result = reply_text if status == RunStatus.SUCCESS else f"failed: {error}"

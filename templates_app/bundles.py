@@ -38,7 +38,16 @@ MAX_BUNDLE_BYTES = 10 * 1024 * 1024
 MAX_BUNDLE_DEPTH = 64
 MAX_BUNDLE_WORKSPACES = 10_000
 
-WORKSPACE_FIELDS = ("name", "role", "runtime", "tier", "url", "max_concurrent_tasks", "config")
+WORKSPACE_FIELDS = (
+    "name",
+    "role",
+    "runtime",
+    "tier",
+    "url",
+    "a2a_protocol",
+    "max_concurrent_tasks",
+    "config",
+)
 NODE_KEYS = {
     *WORKSPACE_FIELDS,
     "template",
@@ -81,6 +90,7 @@ def bundle_export(*, workspace: Workspace, progress: Progress = no_progress) -> 
             "runtime": member.runtime,
             "tier": member.tier,
             "url": member.url,
+            "a2a_protocol": member.a2a_protocol,
             "max_concurrent_tasks": member.max_concurrent_tasks,
             "config": member.config,
             "template": templates.get(member.pk),

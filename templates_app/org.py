@@ -42,7 +42,7 @@ ORG_FILE = "org.yaml"
 MAX_ORG_WORKSPACES = 10_000  # the same cap as a bundle
 ENV_REFERENCE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ORG_KEYS = {"name", "description", "defaults", "workspaces"}
-DEFAULT_KEYS = {"runtime", "tier", "plugins", "max_concurrent_tasks"}
+DEFAULT_KEYS = {"runtime", "tier", "plugins", "max_concurrent_tasks", "a2a_protocol"}
 NODE_KEYS = {
     "name",
     "role",
@@ -50,6 +50,7 @@ NODE_KEYS = {
     "tier",
     "template",
     "url",
+    "a2a_protocol",
     "config",
     "max_concurrent_tasks",
     "system_prompt",
@@ -352,7 +353,7 @@ def org_plan(*, document: Any, root: Path) -> OrgPlan:
     if check_keys(raw_defaults, DEFAULT_KEYS, "defaults", errors):
         probe = {
             key: raw_defaults[key]
-            for key in ("runtime", "tier", "max_concurrent_tasks")
+            for key in ("runtime", "tier", "max_concurrent_tasks", "a2a_protocol")
             if key in raw_defaults
         }
         defaults = clean_workspace_fields({"name": "defaults", **probe}, "defaults", errors)

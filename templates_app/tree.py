@@ -26,7 +26,7 @@ from common.errors import ApplicationError, Conflict
 from templates_app.models import WorkspaceOrigin
 from templates_app.sections import BULK_BATCH_SIZE, ImportContext, section_unavailable, sections
 from workspaces.api.serializers import validate_agent_url
-from workspaces.models import MAX_CONCURRENT_TASKS_LIMIT, Workspace
+from workspaces.models import MAX_CONCURRENT_TASKS_LIMIT, A2AProtocol, Workspace
 from workspaces.quotas import limit_reached, quota_limit
 from workspaces.services import InvalidParent, runtime_normalize
 
@@ -127,6 +127,13 @@ def clean_workspace_fields(raw: dict[str, Any], label: str, errors: ErrorCollect
             errors.add(f"{label}.url", messages[0] if messages else "Not a valid URL.")
     else:
         out["url"] = ""
+    protocol = raw.get("a2a_protocol")
+    if protocol is not None:
+        if protocol not in A2AProtocol.values or not isinstance(protocol, str):
+            choices = ", ".join(f'"{value}"' for value in A2AProtocol.values)
+            errors.add(f"{label}.a2a_protocol", f"Must be one of {choices} (a string: quote it in YAML).")
+        else:
+            out["a2a_protocol"] = protocol
     config = raw.get("config", {})
     if config is None:
         config = {}

@@ -108,7 +108,13 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "last_heartbeat_at",
         "created_at",
     )
-    list_filter = (StatusFilter, "runtime", "tier", ("parent", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        StatusFilter,
+        "runtime",
+        "tier",
+        "a2a_protocol",
+        ("parent", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("name", "role", "=id", "url")
     list_select_related = ("parent",)
     autocomplete_fields = ("parent",)
@@ -122,7 +128,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("id", "name", "role", "runtime", "tier", "parent", "url")}),
+        (None, {"fields": ("id", "name", "role", "runtime", "tier", "parent", "url", "a2a_protocol")}),
         (
             "Capacity",
             {

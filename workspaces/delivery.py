@@ -1,11 +1,14 @@
-"""Delivering a prompt to a workspace agent, counted as in flight while it runs (for busy checks)."""
+"""Delivering a prompt to a workspace agent, counted as in flight while it runs (for busy checks),
+in the A2A version the workspace asks for or, with `auto`, the one the agent speaks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from observability.metrics import agent_call_timer
-from workspaces.a2a import A2AError, A2AReply, a2a_send
+from workspaces import a2a_protocol
+from workspaces.a2a import PROTOCOL_0_3, PROTOCOL_1_0, A2AError, A2AReply, a2a_send
 from workspaces.models import AgentDelivery, Workspace
 
 
@@ -20,19 +23,66 @@ def deliver_prompt(
     request_id: str | None = None,
     context_id: str | None = None,
 ) -> A2AReply:
-    """Send `text` to the workspace agent. `source` names the caller (schedule, channel, ...)."""
+    """Send `text` to the workspace agent. `source` names the caller (schedule, channel, ...).
+
+    The reply (or the `A2AError`) says which version was used in `protocol`.
+    """
     if not workspace.url:
         raise A2AError("workspace has no agent url")
     marker = AgentDelivery.objects.create(workspace=workspace, source=source, reference=str(reference)[:64])
+
+    def send(protocol: str) -> A2AReply:
+        return a2a_send(
+            url=workspace.url,
+            text=text,
+            protocol=protocol,
+            message_id=message_id,
+            metadata=metadata,
+            request_id=request_id,
+            context_id=context_id,
+        )
+
     try:
         with agent_call_timer(source=source):
-            return a2a_send(
-                url=workspace.url,
-                text=text,
-                message_id=message_id,
-                metadata=metadata,
-                request_id=request_id,
-                context_id=context_id,
-            )
+            if workspace.a2a_protocol != a2a_protocol.AUTO:
+                return send(workspace.a2a_protocol)
+            return _send_auto(workspace=workspace, send=send)
     finally:
         AgentDelivery.objects.filter(pk=marker.pk).delete()
+
+
+def _send_auto(*, workspace: Workspace, send: Callable[[str], A2AReply]) -> A2AReply:
+    """Remembered choice, else the card's, else 1.0; a version refusal is retried once in the
+    other version (same messageId, so the agent sees one message), and what worked is kept."""
+    first = a2a_protocol.protocol_remembered(workspace=workspace)
+    if first is None:
+        first = a2a_protocol.agent_card_protocol(url=workspace.url)
+        if first is not None:
+            a2a_protocol.protocol_remember(workspace=workspace, protocol=first)
+    first = first or PROTOCOL_1_0
+    try:
+        reply = send(first)
+    except A2AError as exc:
+        if not exc.version_refused:
+            _learn(workspace=workspace, protocol=first, understood=exc.answered)
+            raise
+    else:
+        _learn(workspace=workspace, protocol=first, understood=True)
+        return reply
+    second = PROTOCOL_0_3 if first == PROTOCOL_1_0 else PROTOCOL_1_0
+    try:
+        reply = send(second)
+    except A2AError as exc:
+        if exc.version_refused:
+            a2a_protocol.protocol_forget(workspace=workspace)
+        else:
+            _learn(workspace=workspace, protocol=second, understood=exc.answered)
+        raise
+    _learn(workspace=workspace, protocol=second, understood=True)
+    return reply
+
+
+def _learn(*, workspace: Workspace, protocol: str, understood: bool) -> None:
+    """Remember `protocol` once the agent answered in it (a transport failure proves nothing)."""
+    if understood and a2a_protocol.protocol_remembered(workspace=workspace) != protocol:
+        a2a_protocol.protocol_remember(workspace=workspace, protocol=protocol)

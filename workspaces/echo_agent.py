@@ -1,7 +1,10 @@
-"""A small, real A2A agent over HTTP: answers every `message/send`, for demos and tests.
+"""A small, real A2A agent over HTTP, for demos and tests: speaks A2A 1.0 and 0.3 on one endpoint.
 
-It echoes the prompt (or a fixed reply), optionally after a delay, and keeps the messages it
-received so tests can see exactly what reached the agent.
+A request is answered in 1.0 when it carries `A2A-Version: 1.0` or calls `SendMessage`, else in
+0.3 (`message/send`). It echoes the prompt (or a fixed reply), optionally after a delay, and
+keeps the messages it received, and in which version, so tests can see exactly what reached it.
+Its agent card (1.0 `supportedInterfaces` plus the 0.3 fields) is served at
+`/.well-known/agent-card.json` and at the legacy `/.well-known/agent.json`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MAX_REQUEST_BYTES = 1024 * 1024
+CARD_PATHS = {"/.well-known/agent-card.json", "/.well-known/agent.json"}
 
 
 class EchoAgentServer(ThreadingHTTPServer):
@@ -25,6 +29,7 @@ class EchoAgentServer(ThreadingHTTPServer):
         self.reply = reply
         self.delay = delay
         self.received: list[dict[str, Any]] = []
+        self.versions: list[str] = []  # the A2A version of each received message
         self.lock = threading.Lock()
 
     @property
@@ -33,39 +38,61 @@ class EchoAgentServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/"
 
     def agent_card(self) -> dict[str, Any]:
+        """A valid 1.0 card listing both versions over JSON-RPC, with the 0.3 fields beside it
+        (`url`, `protocolVersion`, `preferredTransport`) so 0.3 clients read it too."""
         return {
             "name": "Echo agent",
             "description": "Answers every message by echoing it.",
-            "url": self.url,
+            "supportedInterfaces": [
+                {"url": self.url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+                {"url": self.url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+            ],
             "version": "1.0.0",
-            "protocolVersion": "0.3.0",
             "capabilities": {"streaming": False, "pushNotifications": False},
             "defaultInputModes": ["text/plain"],
             "defaultOutputModes": ["text/plain"],
-            "skills": [{"id": "echo", "name": "Echo", "description": "Echoes the prompt."}],
+            "skills": [{"id": "echo", "name": "Echo", "description": "Echoes the prompt.", "tags": ["echo"]}],
+            "url": self.url,
+            "protocolVersion": "0.3.0",
+            "preferredTransport": "JSONRPC",
         }
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, request: dict[str, Any], *, version_header: str = "") -> dict[str, Any]:
         request_id = request.get("id")
-        if request.get("jsonrpc") != "2.0" or request.get("method") != "message/send":
+        method = request.get("method")
+        v1 = version_header.strip().startswith("1") or method == "SendMessage"
+        expected = "SendMessage" if v1 else "message/send"
+        if request.get("jsonrpc") != "2.0" or method != expected:
             return _rpc_error(request_id, -32601, "Method not found")
         message = (request.get("params") or {}).get("message") or {}
-        parts = message.get("parts") or []
-        text = "\n".join(p.get("text", "") for p in parts if isinstance(p, dict))
+        parts = message.get("parts") if isinstance(message, dict) else None
+        text = "\n".join(p.get("text", "") for p in parts or [] if isinstance(p, dict))
         with self.lock:
             self.received.append(message)
+            self.versions.append("1.0" if v1 else "0.3")
         if self.delay:
             time.sleep(self.delay)
-        return {
-            "jsonrpc": "2.0",
-            "id": request_id,
-            "result": {
+        reply = self.reply if self.reply is not None else text
+        context_id = message.get("contextId") if isinstance(message, dict) else None
+        context_id = context_id if isinstance(context_id, str) and context_id else str(uuid.uuid4())
+        if v1:
+            result: dict[str, Any] = {
+                "message": {
+                    "messageId": str(uuid.uuid4()),
+                    "contextId": context_id,
+                    "role": "ROLE_AGENT",
+                    "parts": [{"text": reply}],
+                }
+            }
+        else:
+            result = {
                 "kind": "message",
                 "role": "agent",
                 "messageId": str(uuid.uuid4()),
-                "parts": [{"kind": "text", "text": self.reply if self.reply is not None else text}],
-            },
-        }
+                "contextId": context_id,
+                "parts": [{"kind": "text", "text": reply}],
+            }
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
 def _rpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
@@ -88,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] in {"/.well-known/agent.json", "/.well-known/agent-card.json"}:
+        if self.path.split("?")[0] in CARD_PATHS:
             self._send_json(200, self.server.agent_card())
         else:
             self._send_json(404, {"error": "not found"})
@@ -106,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(request, dict):
             self._send_json(200, _rpc_error(None, -32600, "Invalid Request"))
             return
-        self._send_json(200, self.server.answer(request))
+        self._send_json(200, self.server.answer(request, version_header=self.headers.get("A2A-Version", "")))
 
 
 def start_echo_agent(

@@ -23,6 +23,14 @@ class WorkspaceStatus(models.TextChoices):
     UNKNOWN = "unknown"
 
 
+class A2AProtocol(models.TextChoices):
+    """The A2A version deliveries speak: found out from the agent (`auto`) or forced."""
+
+    AUTO = "auto"
+    V1_0 = "1.0", "1.0"
+    V0_3 = "0.3", "0.3"
+
+
 class Workspace(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -38,6 +46,13 @@ class Workspace(models.Model):
     url = models.URLField(max_length=2048, blank=True, default="")  # http(s); checked again at send time
     max_concurrent_tasks = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENT_TASKS_LIMIT)]
+    )
+    a2a_protocol = models.CharField(
+        "A2A protocol",
+        max_length=8,
+        choices=A2AProtocol.choices,
+        default=A2AProtocol.AUTO,
+        help_text="A2A version of deliveries: auto (from the agent card, else 1.0 then 0.3), 1.0 or 0.3.",
     )
     active_tasks = models.PositiveIntegerField(default=0)
     current_task = models.CharField(max_length=1000, blank=True, default="")

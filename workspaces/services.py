@@ -52,6 +52,7 @@ def workspace_create(
     tier: int = 2,
     parent_id: UUID | None = None,
     url: str = "",
+    a2a_protocol: str = "auto",
     max_concurrent_tasks: int = 1,
     config: dict[str, Any] | None = None,
 ) -> Workspace:
@@ -63,6 +64,7 @@ def workspace_create(
         tier=tier,
         parent=parent,
         url=url,
+        a2a_protocol=a2a_protocol,
         max_concurrent_tasks=max_concurrent_tasks,
         config=config or {},
     )
@@ -72,6 +74,7 @@ UPDATABLE_FIELDS = (
     "name",
     "role",
     "url",
+    "a2a_protocol",
     "config",
     "max_concurrent_tasks",
     "runtime",

@@ -121,6 +121,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "status",
             "error",
             "attempts",
+            "a2a_protocol",
             "created_at",
         )
         read_only_fields = fields

@@ -77,6 +77,7 @@ class ScheduleRunSerializer(serializers.ModelSerializer):
             "duration_ms",
             "error_detail",
             "response_excerpt",
+            "a2a_protocol",
         )
         read_only_fields = fields
 

@@ -71,6 +71,9 @@ def test_decision_notifies_the_agent_once(agent_workspace, echo_agent):
     assert row.notified_at is not None
     kinds = list(ApprovalEvent.objects.filter(approval=approval).values_list("kind", flat=True))
     assert kinds == ["created", "decided", "notified"]
+    # The echo agent's card lists 1.0 first: `auto` spoke 1.0, and the audit trail says so.
+    assert ApprovalEvent.objects.get(approval=approval, kind="notified").details["a2a_protocol"] == "1.0"
+    assert echo_agent.versions == ["1.0"]
 
 
 def test_pending_approval_is_never_notified(agent_workspace, echo_agent):
@@ -90,7 +93,8 @@ def test_transient_failure_releases_the_claim_and_retries_with_the_same_message_
 
     fake_http.route("POST", "/", flaky)
     workspace.url = fake_http.url + "/"
-    workspace.save(update_fields=["url"])
+    workspace.a2a_protocol = "0.3"  # a 0.3 agent, said so: exactly one request per attempt
+    workspace.save(update_fields=["url", "a2a_protocol"])
     approval = make_approval(workspace)
     services.approval_decide(approval=approval, decision="reject", actor=OPERATOR)
 
@@ -116,7 +120,8 @@ def test_task_retries_transient_failures_then_succeeds(workspace, fake_http, set
 
     fake_http.route("POST", "/", sequence)
     workspace.url = fake_http.url + "/"
-    workspace.save(update_fields=["url"])
+    workspace.a2a_protocol = "0.3"  # a 0.3 agent, said so: exactly one request per attempt
+    workspace.save(update_fields=["url", "a2a_protocol"])
     approval = make_approval(workspace)
     services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
 
@@ -129,7 +134,8 @@ def test_task_retries_transient_failures_then_succeeds(workspace, fake_http, set
 def test_transient_failure_on_the_final_attempt_is_recorded(workspace, fake_http):
     fake_http.route("POST", "/", lambda request: FakeResponse(503, b""))
     workspace.url = fake_http.url + "/"
-    workspace.save(update_fields=["url"])
+    workspace.a2a_protocol = "0.3"  # a 0.3 agent, said so: exactly one request per attempt
+    workspace.save(update_fields=["url", "a2a_protocol"])
     approval = make_approval(workspace)
     services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
 
@@ -137,7 +143,7 @@ def test_transient_failure_on_the_final_attempt_is_recorded(workspace, fake_http
     row = Approval.objects.get(pk=approval.pk)
     assert row.notified_at is None and row.notify_error == "agent returned HTTP 503"
     event = ApprovalEvent.objects.get(approval=approval, kind="notify_failed")
-    assert event.details == {"reason": "agent returned HTTP 503"}
+    assert event.details == {"reason": "agent returned HTTP 503", "a2a_protocol": "0.3"}
     assert services.approval_notify(approval_id=approval.id) == "skipped", "a failure is not retried forever"
 
 

@@ -81,7 +81,8 @@ def test_worker_retries_a_transient_agent_failure(transactional_db, fake_http):
         return a2a_ok(request)
 
     fake_http.route("POST", "/", flaky)
-    workspace = make_workspace("alpha", url=fake_http.url + "/")
+    # A 0.3 agent, said so: exactly one request per attempt (no card read, no 1.0 try).
+    workspace = make_workspace("alpha", url=fake_http.url + "/", a2a_protocol="0.3")
     approval = make_approval(workspace)
     admin = APIClient()
     admin.credentials(**bearer(make_admin_token("root")))

@@ -270,8 +270,10 @@ def test_message_log_filters_and_query_count(as_agent, workspace, platforms, dja
         "status",
         "error",
         "attempts",
+        "a2a_protocol",
         "created_at",
     }
+    assert body[0]["a2a_protocol"] == ""  # outbound: no A2A request behind it
     assert len(as_agent.get(url, {"direction": "outbound", "status": "queued"}).json()) == 7
     assert as_agent.get(url, {"direction": "inbound"}).json() == []
     response = as_agent.get(url, {"status": "bogus"})

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -65,47 +60,6 @@ def test_index_lists_where_things_are(client):
     body = client.get("/").json()
     assert body["docs"].endswith("/api/docs/")
     assert body["admin"].endswith("/admin/")
-
-
-def test_run_echo_agent_command_serves_a2a_and_agent_card():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_echo_agent", "--port", str(port), "--reply", "pong"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        card = None
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/.well-known/agent.json", timeout=1
-                ) as r:
-                    card = json.load(r)
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert card and card["name"] == "Echo agent"
-        payload = json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": "1",
-                "method": "message/send",
-                "params": {
-                    "message": {"role": "user", "messageId": "m", "parts": [{"kind": "text", "text": "ping"}]}
-                },
-            }
-        ).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/", data=payload, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=5) as r:
-            answer = json.load(r)
-        assert answer["result"]["parts"] == [{"kind": "text", "text": "pong"}]
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture

@@ -110,3 +110,17 @@ def test_runs_filter_by_schedule_and_status(client, django_user_model, django_as
     assert "alpha / one" in html and "alpha / two" in html
     with django_assert_max_num_queries(14):
         assert console.get("/admin/schedules/schedulerun/", {"schedule": str(first.pk)}).status_code == 200
+
+
+def test_runs_show_and_filter_by_a2a_version(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.test", "pw"))
+    schedule = services.schedule_create(workspace=make_workspace("ws"), expression="0 * * * *", prompt="hi")
+    old, new = (services.schedule_run_now(schedule=schedule) for _ in range(2))
+    ScheduleRun.objects.filter(pk=old.pk).update(a2a_protocol="0.3")
+    ScheduleRun.objects.filter(pk=new.pk).update(a2a_protocol="1.0")
+    html = client.get("/admin/schedules/schedulerun/").content.decode()
+    assert "column-a2a_protocol" in html
+    only_old = client.get("/admin/schedules/schedulerun/", {"a2a_protocol": "0.3"}).content.decode()
+    assert set(row_ids(only_old)) == {str(old.id)}
+    page = client.get(f"/admin/schedules/schedulerun/{old.id}/change/").content.decode()
+    assert "A2A protocol" in page

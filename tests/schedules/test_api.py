@@ -45,6 +45,7 @@ RUN_FIELDS = {
     "duration_ms",
     "error_detail",
     "response_excerpt",
+    "a2a_protocol",
 }
 
 

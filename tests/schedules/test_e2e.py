@@ -66,6 +66,8 @@ def test_cron_run_reaches_the_agent_and_history_shows_success(live_server, celer
     assert runs[0]["status"] == "success"
     assert runs[0]["trigger"] == "cron"
     assert runs[0]["response_excerpt"] == "What is new today?"
+    assert runs[0]["a2a_protocol"] == "1.0"  # auto: the echo agent's card lists 1.0 first
+    assert echo_agent.versions == ["1.0"]
     assert echo_agent.received[0]["parts"][0]["text"] == "What is new today?"
     assert echo_agent.received[0]["messageId"] == runs[0]["id"]
     schedule = client.get(f"/{schedule_id}").json()

@@ -40,7 +40,7 @@ def tree(db):
     root = make_workspace(
         "root", role="boss", runtime="crewai", tier=3, url="http://127.0.0.1:9/a", config={"x": 1}
     )
-    a = make_workspace("a", parent_id=root.pk, max_concurrent_tasks=4)
+    a = make_workspace("a", parent_id=root.pk, max_concurrent_tasks=4, a2a_protocol="0.3")
     b = make_workspace("b", parent_id=root.pk, config={"nested": {"list": [1, "two", None]}})
     leaf = make_workspace("leaf", parent_id=a.pk)
     make_workspace("outside")  # not part of the subtree
@@ -62,13 +62,24 @@ def test_export_shape_and_headers(as_admin, tree):
     root = bundle["workspace"]
     assert {
         k: root[k]
-        for k in ("name", "role", "runtime", "tier", "url", "max_concurrent_tasks", "config", "template")
+        for k in (
+            "name",
+            "role",
+            "runtime",
+            "tier",
+            "url",
+            "a2a_protocol",
+            "max_concurrent_tasks",
+            "config",
+            "template",
+        )
     } == {
         "name": "root",
         "role": "boss",
         "runtime": "crewai",
         "tier": 3,
         "url": "http://127.0.0.1:9/a",
+        "a2a_protocol": "auto",
         "max_concurrent_tasks": 1,
         "config": {"x": 1},
         "template": None,
@@ -77,6 +88,7 @@ def test_export_shape_and_headers(as_admin, tree):
     assert root["memory"] == {"goal": {"text": "ship", "n": 3}}
     assert [c["name"] for c in root["children"]] == ["a", "b"]
     assert root["children"][0]["template"] == "researcher"
+    assert root["children"][0]["a2a_protocol"] == "0.3"
     assert root["children"][0]["children"][0]["secrets"] == ["OTHER"]
     assert "super-secret-value" not in response.content.decode()
     assert "outside" not in response.content.decode()
@@ -98,6 +110,30 @@ def test_round_trip_is_stable(as_admin, tree):
     new_root = Workspace.objects.get(pk=body["root_id"])
     assert new_root.parent_id is None
     assert body["workspaces"][0] == {"id": body["root_id"], "name": "root", "parent_id": None}
+
+
+def test_a2a_protocol_survives_the_round_trip(as_admin, tree):
+    bundle = as_admin.get(f"/bundles/export/{tree['root'].pk}").json()
+    body = as_admin.post("/bundles/import", bundle, format="json").json()
+    by_name = {w["name"]: w["id"] for w in body["workspaces"]}
+    assert Workspace.objects.get(pk=by_name["a"]).a2a_protocol == "0.3"
+    assert Workspace.objects.get(pk=by_name["leaf"]).a2a_protocol == "auto"
+
+
+@pytest.mark.parametrize("value", ["2.0", 1.0, "", ["0.3"]])
+def test_a2a_protocol_of_a_bundle_is_checked(as_admin, tree, value):
+    bundle = as_admin.get(f"/bundles/export/{tree['root'].pk}").json()
+    bundle["workspace"]["children"][0]["a2a_protocol"] = value
+    response = as_admin.post("/bundles/import", bundle, format="json")
+    assert response.status_code == 400
+    assert "workspace.children[0].a2a_protocol" in response.json()["details"]
+
+
+def test_a_bundle_without_a2a_protocol_imports_as_auto(as_admin, tree):
+    bundle = as_admin.get(f"/bundles/export/{tree['a'].pk}").json()
+    del bundle["workspace"]["a2a_protocol"]
+    body = as_admin.post("/bundles/import", bundle, format="json").json()
+    assert Workspace.objects.get(pk=body["root_id"]).a2a_protocol == "auto"
 
 
 def test_missing_secrets_are_keys_without_values(as_admin, tree):

@@ -66,6 +66,31 @@ def test_inline_import_tree_and_response_shape(as_admin, org_root):
     assert memory == {"goal": "ship", "numbers": [1, 2]}
 
 
+def test_a2a_protocol_in_defaults_and_nodes(as_admin, org_root):
+    document = """
+name: Versions
+defaults: {a2a_protocol: "0.3"}
+workspaces:
+  - name: Old
+    children:
+      - name: New
+        a2a_protocol: "1.0"
+      - name: Unsure
+        a2a_protocol: auto
+"""
+    assert _import(as_admin, org_yaml=document).status_code == 201
+    versions = dict(Workspace.objects.values_list("name", "a2a_protocol"))
+    assert versions == {"Old": "0.3", "New": "1.0", "Unsure": "auto"}
+
+
+def test_an_unquoted_yaml_version_is_refused_with_a_hint(as_admin, org_root):
+    response = _import(as_admin, org_yaml="name: X\nworkspaces:\n  - {name: A, a2a_protocol: 1.0}\n")
+    assert response.status_code == 400
+    [message] = response.json()["details"]["workspaces[0].a2a_protocol"]
+    assert "quote it in YAML" in message
+    assert not Workspace.objects.exists()
+
+
 def test_template_node_defaults_and_origin(as_admin, org_root):
     WorkspaceTemplate.objects.create(
         slug="researcher",

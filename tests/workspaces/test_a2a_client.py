@@ -15,6 +15,12 @@ from workspaces.models import AgentDelivery
 from workspaces.selectors import workspace_busy_state
 
 
+@pytest.fixture(params=["1.0", "0.3"])
+def protocol(request) -> str:
+    """Transport rules are the same in both A2A versions."""
+    return request.param
+
+
 def _rpc_result(result):
     return lambda request: FakeResponse(
         200,
@@ -43,6 +49,7 @@ def test_message_reply_and_request_shape(fake_http):
     reply = a2a_send(
         url=fake_http.url + "/",
         text="ping",
+        protocol="0.3",
         message_id="msg-1",
         metadata={"source": "test"},
         request_id="req-1",
@@ -51,6 +58,7 @@ def test_message_reply_and_request_shape(fake_http):
     assert reply.kind == "message"
     sent = fake_http.requests[0]
     assert sent.headers["X-Request-Id"] == "req-1"
+    assert sent.headers["A2A-Version"] == "0.3"
     body = sent.json()
     assert body["jsonrpc"] == "2.0" and body["method"] == "message/send"
     assert body["params"]["message"] == {
@@ -77,7 +85,7 @@ def test_task_reply_uses_artifacts(fake_http):
             }
         ),
     )
-    reply = a2a_send(url=fake_http.url, text="x")
+    reply = a2a_send(url=fake_http.url, text="x", protocol="0.3")
     assert reply.kind == "task"
     assert reply.text == "part one\npart two"
     assert reply.task_state == "completed"
@@ -86,10 +94,10 @@ def test_task_reply_uses_artifacts(fake_http):
 def test_failed_task_is_a_failure(fake_http):
     fake_http.route("POST", "/", _rpc_result({"kind": "task", "status": {"state": "failed"}}))
     with pytest.raises(A2AError, match="agent task ended as failed"):
-        a2a_send(url=fake_http.url, text="x")
+        a2a_send(url=fake_http.url, text="x", protocol="0.3")
 
 
-def test_jsonrpc_error_reason_has_no_upstream_text(fake_http):
+def test_jsonrpc_error_reason_has_no_upstream_text(fake_http, protocol):
     fake_http.route(
         "POST",
         "/",
@@ -98,7 +106,7 @@ def test_jsonrpc_error_reason_has_no_upstream_text(fake_http):
         ),
     )
     with pytest.raises(A2AError) as caught:
-        a2a_send(url=fake_http.url, text="x")
+        a2a_send(url=fake_http.url, text="x", protocol=protocol)
     assert caught.value.reason == "agent returned JSON-RPC error -32000"
     assert "hunter2" not in caught.value.reason
 
@@ -106,38 +114,38 @@ def test_jsonrpc_error_reason_has_no_upstream_text(fake_http):
 @pytest.mark.parametrize(
     "status, transient", [(500, True), (503, True), (429, True), (404, False), (401, False)]
 )
-def test_non_2xx(fake_http, status, transient):
+def test_non_2xx(fake_http, status, transient, protocol):
     fake_http.route("POST", "/", lambda r: FakeResponse(status, b"secret upstream text"))
     with pytest.raises(A2AError) as caught:
-        a2a_send(url=fake_http.url, text="x")
+        a2a_send(url=fake_http.url, text="x", protocol=protocol)
     assert caught.value.reason == f"agent returned HTTP {status}"
     assert caught.value.transient is transient
 
 
-def test_not_json(fake_http):
+def test_not_json(fake_http, protocol):
     fake_http.route("POST", "/", lambda r: FakeResponse(200, b"<html>"))
     with pytest.raises(A2AError, match="not valid JSON"):
-        a2a_send(url=fake_http.url, text="x")
+        a2a_send(url=fake_http.url, text="x", protocol=protocol)
 
 
-def test_timeout(fake_http):
+def test_timeout(fake_http, protocol):
     fake_http.route("POST", "/", lambda r: FakeResponse(200, b"{}", delay=3))
     with pytest.raises(A2AError) as caught:
-        a2a_send(url=fake_http.url, text="x", timeout=0.5)
+        a2a_send(url=fake_http.url, text="x", protocol=protocol, timeout=0.5)
     assert caught.value.reason == "agent did not answer within 0.5s"
     assert caught.value.transient
 
 
-def test_timeout_of_a_dripping_agent(fake_http):
+def test_timeout_of_a_dripping_agent(fake_http, protocol):
     drip = [b"{"] + [b" "] * 20
     fake_http.route("POST", "/", lambda r: FakeResponse(200, drip, chunk_interval=0.2))
     with pytest.raises(A2AError, match="did not answer within 1s"):
-        a2a_send(url=fake_http.url, text="x", timeout=1)
+        a2a_send(url=fake_http.url, text="x", protocol=protocol, timeout=1)
 
 
-def test_refused_connection():
+def test_refused_connection(protocol):
     with pytest.raises(A2AError) as caught:
-        a2a_send(url=f"http://127.0.0.1:{free_port()}/", text="x")
+        a2a_send(url=f"http://127.0.0.1:{free_port()}/", text="x", protocol=protocol)
     assert caught.value.reason == "agent unreachable: connection refused"
     assert caught.value.transient
 
@@ -151,44 +159,46 @@ def test_refused_connection():
         "http://[::ffff:169.254.169.254]/",
     ],
 )
-def test_link_local_and_metadata_refused_before_connecting(url, monkeypatch):
+def test_link_local_and_metadata_refused_before_connecting(url, monkeypatch, protocol):
     attempts = []
     original = socket.socket.connect
     monkeypatch.setattr(socket.socket, "connect", lambda s, a: attempts.append(a) or original(s, a))
     with pytest.raises(A2AError) as caught:
-        a2a_send(url=url, text="x")
+        a2a_send(url=url, text="x", protocol=protocol)
     assert "refused" in caught.value.reason
     assert attempts == []
 
 
-def test_private_networks_can_be_refused(settings, fake_http):
+def test_private_networks_can_be_refused(settings, fake_http, protocol):
     fake_http.route("POST", "/", _rpc_result({"parts": [{"kind": "text", "text": "ok"}]}))
-    assert a2a_send(url=fake_http.url, text="x").text == "ok"
+    assert a2a_send(url=fake_http.url, text="x", protocol=protocol).text == "ok"
     settings.A2A_ALLOW_PRIVATE_NETWORKS = False
     with pytest.raises(A2AError, match="private and loopback addresses are not allowed"):
-        a2a_send(url=fake_http.url, text="x")
+        a2a_send(url=fake_http.url, text="x", protocol=protocol)
     with pytest.raises(A2AError, match="private and loopback"):
-        a2a_send(url=fake_http.url.replace("127.0.0.1", "localhost"), text="x")
+        a2a_send(url=fake_http.url.replace("127.0.0.1", "localhost"), text="x", protocol=protocol)
     assert len(fake_http.requests) == 1
 
 
-def test_redirects_are_not_followed(fake_http):
+def test_redirects_are_not_followed(fake_http, protocol):
     fake_http.route("POST", "/", lambda r: FakeResponse(307, b"", {"Location": "http://169.254.169.254/"}))
     with pytest.raises(A2AError, match="HTTP 307"):
-        a2a_send(url=fake_http.url, text="x")
+        a2a_send(url=fake_http.url, text="x", protocol=protocol)
 
 
-def test_too_large_reply(settings, fake_http):
+def test_too_large_reply(settings, fake_http, protocol):
     settings.A2A_MAX_RESPONSE_BYTES = 1024
     fake_http.route("POST", "/", lambda r: FakeResponse(200, b" " * 2048))
     with pytest.raises(A2AError, match="too large"):
-        a2a_send(url=fake_http.url, text="x")
+        a2a_send(url=fake_http.url, text="x", protocol=protocol)
 
 
-def test_echo_agent_round_trip(echo_agent):
-    reply = a2a_send(url=echo_agent.url, text="are you there?", message_id="m-42")
+def test_echo_agent_round_trip(echo_agent, protocol):
+    reply = a2a_send(url=echo_agent.url, text="are you there?", protocol=protocol, message_id="m-42")
     assert reply.text == "are you there?"
+    assert reply.protocol == protocol
     assert echo_agent.received[0]["messageId"] == "m-42"
+    assert echo_agent.versions == [protocol]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -246,11 +256,11 @@ def test_busy_uses_fresh_heartbeat_only(workspace):
     assert not workspace_busy_state(workspace=workspace).busy
 
 
-def test_reply_text_is_storable(fake_http):
+def test_reply_text_is_storable(fake_http, protocol):
     raw = '{"jsonrpc":"2.0","id":"1","result":{"parts":[{"kind":"text","text":"a\\u0000b \\ud83d c"}]}}'
     fake_http.route(
         "POST", "/", lambda r: FakeResponse(200, raw.encode(), {"Content-Type": "application/json"})
     )
-    reply = a2a_send(url=fake_http.url, text="x")
+    reply = a2a_send(url=fake_http.url, text="x", protocol=protocol)
     assert reply.text == "ab ? c"
     reply.text.encode("utf-8")  # no lone surrogate left

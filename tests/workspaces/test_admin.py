@@ -72,3 +72,29 @@ def test_in_flight_deliveries_are_listed_read_only(console, workspace):
 def test_console_index_says_agent_deliveries(console):
     html = console.get("/admin/").content.decode()
     assert "Agent deliveries" in html and "Agent deliverys" not in html
+
+
+def test_a2a_protocol_is_set_and_filtered_in_the_console(console):
+    workspace = make_workspace("old agent", url="http://127.0.0.1:9/")
+    make_workspace("new agent")
+    page = console.get(f"/admin/workspaces/workspace/{workspace.pk}/change/").content.decode()
+    assert re.search(r'<select name="a2a_protocol"[^>]*>', page)
+    form = {
+        "name": "old agent",
+        "role": "",
+        "runtime": workspace.runtime,
+        "tier": 2,
+        "url": workspace.url,
+        "a2a_protocol": "0.3",
+        "max_concurrent_tasks": 1,
+        "config": "{}",
+    }
+    for prefix in ("secrets", "memory", "children"):
+        form.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    response = console.post(f"/admin/workspaces/workspace/{workspace.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    workspace.refresh_from_db()
+    assert workspace.a2a_protocol == "0.3"
+    assert names(console.get("/admin/workspaces/workspace/", {"a2a_protocol": "0.3"}).content.decode()) == {
+        "old agent"
+    }

@@ -27,6 +27,7 @@ def test_create_with_defaults(as_admin):
         "tier",
         "parent_id",
         "url",
+        "a2a_protocol",
         "status",
         "max_concurrent_tasks",
         "active_tasks",
@@ -40,6 +41,7 @@ def test_create_with_defaults(as_admin):
     assert body["tier"] == 2
     assert body["status"] == "unknown"
     assert body["max_concurrent_tasks"] == 1
+    assert body["a2a_protocol"] == "auto"
     assert body["config"] == {}
     assert body["created_at"].endswith("Z")
 
@@ -156,6 +158,42 @@ def test_patch_admin_only_fields_as_admin(as_admin, workspace, other_workspace):
     assert response.status_code == 200, response.json()
     assert response.json()["parent_id"] == str(other_workspace.id)
     assert response.json()["runtime"] == "crewai"
+
+
+def test_a2a_protocol_is_not_for_the_agent_token(as_agent, workspace):
+    response = as_agent.patch(f"/workspaces/{workspace.id}", {"a2a_protocol": "0.3"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+    workspace.refresh_from_db()
+    assert workspace.a2a_protocol == "auto"
+
+
+@pytest.mark.parametrize("value", ["1.0", "0.3", "auto"])
+def test_a2a_protocol_set_by_operator_token(api, workspace, operator_token, value):
+    api.credentials(**bearer(operator_token))
+    workspace.a2a_protocol = "0.3" if value != "0.3" else "1.0"
+    workspace.save(update_fields=["a2a_protocol"])
+    response = api.patch(f"/workspaces/{workspace.id}", {"a2a_protocol": value}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["a2a_protocol"] == value
+    workspace.refresh_from_db()
+    assert workspace.a2a_protocol == value
+
+
+def test_a2a_protocol_set_by_admin_on_create_and_patch(as_admin, workspace):
+    created = as_admin.post("/workspaces", {"name": "old agent", "a2a_protocol": "0.3"}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["a2a_protocol"] == "0.3"
+    response = as_admin.patch(f"/workspaces/{workspace.id}", {"a2a_protocol": "1.0"}, format="json")
+    assert (response.status_code, response.json()["a2a_protocol"]) == (200, "1.0")
+
+
+@pytest.mark.parametrize("value", ["2.0", "1", "0.2", "", None, 1.0])
+def test_a2a_protocol_other_values_are_refused(as_admin, workspace, value):
+    response = as_admin.patch(f"/workspaces/{workspace.id}", {"a2a_protocol": value}, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert "a2a_protocol" in response.json()["details"]
 
 
 def test_parent_cycle_refused(as_admin):

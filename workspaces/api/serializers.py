@@ -14,6 +14,7 @@ from workspaces.models import (
     MAX_CONCURRENT_TASKS_LIMIT,
     MEMORY_KEY_PATTERN,
     SECRET_KEY_PATTERN,
+    A2AProtocol,
     Workspace,
     WorkspaceMemory,
     WorkspaceSecret,
@@ -39,6 +40,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
             "tier",
             "parent_id",
             "url",
+            "a2a_protocol",
             "status",
             "max_concurrent_tasks",
             "active_tasks",
@@ -74,6 +76,15 @@ def validate_agent_url(value: str) -> str:
     return value
 
 
+class _StrictChoiceField(serializers.ChoiceField):
+    """A choice given as the string itself: `1.0` the number is not `"1.0"` the version."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
 class WorkspaceInputSerializer(StrictSerializer):
     """Create (all fields) and update (partial) input."""
 
@@ -83,6 +94,11 @@ class WorkspaceInputSerializer(StrictSerializer):
     tier = serializers.IntegerField(min_value=1, max_value=4, required=False)
     parent_id = serializers.UUIDField(required=False, allow_null=True)
     url = serializers.URLField(max_length=2048, required=False, allow_blank=True)
+    a2a_protocol = _StrictChoiceField(
+        choices=A2AProtocol.choices,
+        required=False,
+        help_text="auto (default): from the agent card, else 1.0 then 0.3; or 1.0 / 0.3 forced.",
+    )
     max_concurrent_tasks = serializers.IntegerField(
         min_value=1, max_value=MAX_CONCURRENT_TASKS_LIMIT, required=False
     )

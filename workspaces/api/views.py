@@ -31,9 +31,9 @@ from workspaces.filters import WorkspaceFilter
 from workspaces.models import WorkspaceMemory, WorkspaceSecret
 
 ADMIN_ONLY_FIELDS = ("runtime", "tier", "parent_id")
-# Where the worker sends requests and how many at once: an agent token could otherwise point
-# its workspace at an internal service (SSRF) or claim more delivery capacity.
-OPERATOR_FIELDS = ("url", "max_concurrent_tasks")
+# Where the worker sends requests, how many at once and how it speaks to the agent: an agent
+# token could otherwise point its workspace at an internal service (SSRF) or claim capacity.
+OPERATOR_FIELDS = ("url", "max_concurrent_tasks", "a2a_protocol")
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
@@ -83,8 +83,9 @@ class WorkspaceDetailView(WorkspaceScopedView):
     @extend_schema(
         summary="Update a workspace",
         description=(
-            "`runtime`, `tier` and `parent_id` need admin credentials; `url` and "
-            "`max_concurrent_tasks` need an operator token or admin credentials (agent token → 403)."
+            "`runtime`, `tier` and `parent_id` need admin credentials; `url`, "
+            "`max_concurrent_tasks` and `a2a_protocol` need an operator token or admin credentials "
+            "(agent token → 403)."
         ),
         request=WorkspaceInputSerializer(partial=True),
         responses={200: WorkspaceSerializer, **ERRORS},

@@ -10,7 +10,7 @@ from workspaces.echo_agent import EchoAgentServer
 
 
 class Command(BaseCommand):
-    help = "Run a small A2A agent that answers every message (echo, or a fixed reply)."
+    help = "Run a small A2A agent (1.0 and 0.3) that answers every message (echo, or a fixed reply)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -23,7 +23,8 @@ class Command(BaseCommand):
             (options["host"], options["port"]), reply=options["reply"], delay=options["delay"]
         )
         self.stdout.write(
-            f"Echo agent listening on {server.url} (agent card at {server.url}.well-known/agent.json)"
+            f"Echo agent listening on {server.url}, A2A 1.0 and 0.3 "
+            f"(agent card at {server.url}.well-known/agent-card.json)"
         )
         self.stdout.flush()
         try:
