@@ -73,10 +73,16 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
 
     A query parameter or a body can be refused (400), an authenticated operation can answer
     401, 403 and 429, a path naming an object can answer 404, and a body over the size limit
-    413. Statuses a view declares itself are kept as they are.
+    413. Statuses a view declares itself are kept as they are. A present but empty query value
+    is refused everywhere (`common.pagination.query_value`), so text query parameters say
+    `minLength: 1`.
     """
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter["in"] == "query" and schema.get("type") == "string":
+                    schema.setdefault("minLength", 1)
             responses = operation.setdefault("responses", {})
             for status in _error_statuses(method, operation):
                 if status not in responses:
