@@ -37,7 +37,7 @@ from tests.support.factories import make_admin_token, make_workspace, make_works
 
 # Port 9 (discard) on loopback: nothing listens there, a connection is refused at once.
 DEAD = "http://127.0.0.1:9"
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 6
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
 # Operations where a schema-valid body may still be a 400, because validity depends on stored
