@@ -7,4 +7,7 @@ class CommonConfig(AppConfig):
     name = "common"
 
     def ready(self) -> None:
-        from common import checks  # noqa: F401 - registers the checks
+        from common import (
+            checks,  # noqa: F401 - registers the checks
+            schema,  # noqa: F401 - registers the OpenAPI serializer extension
+        )

@@ -51,6 +51,8 @@ from common.paths import InvalidPath
 logger = logging.getLogger(__name__)
 
 SCHEMES = ("github", "local")
+# What a source looks like, for the OpenAPI schema; parse_source() checks the rest.
+SOURCE_PATTERN = rf"^({'|'.join(SCHEMES)})://\S"
 LOCAL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 _LOCAL_NAME = re.compile(LOCAL_NAME_PATTERN)
 _GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 
 from common.errors import InvalidParameter
+from common.pagination import query_value
 
 
 class StrictFilterBackend(DjangoFilterBackend):
@@ -17,6 +18,8 @@ class StrictFilterBackend(DjangoFilterBackend):
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
+        for name in filterset.filters:
+            query_value(request, name)  # `?status=` is a 400, not "no filter" (SPEC §1)
         if not filterset.is_valid():
             details = {name: [str(m) for m in msgs] for name, msgs in filterset.errors.items()}
             name = next(iter(details), "query")
@@ -42,7 +45,7 @@ class _StrictBooleanField(forms.Field):
 def bool_param(request: Any, name: str, *, default: bool = False) -> bool:
     """A boolean query parameter outside a FilterSet (e.g. `?cascade=`), as strict as the filters."""
     try:
-        value = _StrictBooleanField().to_python(request.query_params.get(name))
+        value = _StrictBooleanField().to_python(query_value(request, name))
     except forms.ValidationError:
         raise InvalidParameter(
             f"{name} must be true or false.", details={name: ["Must be true or false."]}

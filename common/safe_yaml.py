@@ -110,7 +110,12 @@ def load_yaml(text: str | bytes, *, max_bytes: int = MAX_YAML_BYTES, max_depth: 
     except UnicodeDecodeError:
         raise YamlError("The YAML document is not valid UTF-8.") from None
     loader_class = type("_Loader", (_StrictLoader,), {"max_depth": max_depth})
-    loader = loader_class(decoded)
+    try:
+        loader = loader_class(decoded)  # the reader refuses control characters right here
+    except yaml.reader.ReaderError as exc:
+        raise YamlError(
+            f"The YAML document is not valid: {exc.reason} (at character {exc.position + 1})."
+        ) from None
     try:
         document = loader.get_single_data()
         _check_storable(document)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import (
@@ -86,18 +87,36 @@ def metadata_problem(value: Any) -> str | None:
     return None
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": OPTION_MAX_CHARS},
+        "maxItems": OPTIONS_MAX_ITEMS,
+        "uniqueItems": True,
+    }
+)
+class _OptionsField(serializers.ListField):
+    """Distinct, non-empty choices offered to the reviewer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=StrictCharField(max_length=OPTION_MAX_CHARS), max_length=OPTIONS_MAX_ITEMS, **kwargs
+        )
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        value = super().to_internal_value(data)
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Options must be unique.")
+        return value
+
+
 class ApprovalCreateSerializer(StrictSerializer):
     action = StrictCharField(max_length=ACTION_MAX_CHARS)
     description = StrictCharField(
         max_length=DESCRIPTION_MAX_CHARS, required=False, allow_blank=True, default=""
     )
     metadata = serializers.DictField(required=False, default=dict)
-    options = serializers.ListField(
-        child=StrictCharField(max_length=OPTION_MAX_CHARS),
-        max_length=OPTIONS_MAX_ITEMS,
-        required=False,
-        default=list,
-    )
+    options = _OptionsField(required=False, default=list)
     expires_in_seconds = serializers.IntegerField(
         min_value=EXPIRES_MIN_SECONDS, max_value=EXPIRES_MAX_SECONDS, default=EXPIRES_DEFAULT_SECONDS
     )
@@ -106,11 +125,6 @@ class ApprovalCreateSerializer(StrictSerializer):
         problem = metadata_problem(value)
         if problem:
             raise serializers.ValidationError(problem)
-        return value
-
-    def validate_options(self, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise serializers.ValidationError("Options must be unique.")
         return value
 
 

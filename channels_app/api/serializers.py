@@ -11,7 +11,7 @@ from rest_framework import serializers
 from channels_app.adapters import ADAPTERS
 from channels_app.models import Channel, ChannelMessage, Conversation, Platform
 from channels_app.services import inbound_url, masked_config
-from common.serializers import StrictSerializer
+from common.serializers import JsonObjectField, StrictSerializer
 
 MAX_TEXT_CHARS = 40_000
 
@@ -51,14 +51,6 @@ class ChannelSerializer(serializers.ModelSerializer):
         return inbound_url(channel=channel, base_url=base)
 
 
-class _JsonObjectField(serializers.JSONField):
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        value = super().to_internal_value(data)
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
-
-
 @extend_schema_field({"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}})
 class _AllowlistField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> list[Any]:
@@ -78,14 +70,14 @@ class _ChannelInput(StrictSerializer):
 
 class ChannelCreateSerializer(_ChannelInput):
     platform = serializers.ChoiceField(choices=Platform.choices)
-    config = _JsonObjectField()
+    config = JsonObjectField()
     allowlist = _AllowlistField(required=False, default=list)
     enabled = serializers.BooleanField(required=False, default=True)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
 
 class ChannelUpdateSerializer(_ChannelInput):
-    config = _JsonObjectField(required=False)
+    config = JsonObjectField(required=False)
     allowlist = _AllowlistField(required=False)
     enabled = serializers.BooleanField(required=False)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.serializers import StrictSerializer
+from common.serializers import SourceField, StrictSerializer
 from plugins_app.models import InstalledPlugin
 from plugins_app.registry import supports_runtime
 
@@ -31,6 +31,10 @@ class InstalledPluginSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(child=serializers.CharField())
     runtimes = serializers.ListField(child=serializers.CharField())
     supported_on_runtime = serializers.SerializerMethodField()
+    sha256 = serializers.CharField(allow_null=True, read_only=True, help_text="null until installed")
+    resolved_ref = serializers.CharField(
+        allow_null=True, read_only=True, help_text="commit sha (github); null until installed or for local"
+    )
 
     class Meta:
         model = InstalledPlugin
@@ -64,9 +68,7 @@ class InstalledPluginSerializer(serializers.ModelSerializer):
 
 
 class InstallSerializer(StrictSerializer):
-    source = serializers.CharField(
-        max_length=512, help_text="`local://<name>` or `github://<owner>/<repo>[/<path>][#<ref>]`."
-    )
+    source = SourceField(help_text="`local://<name>` or `github://<owner>/<repo>[/<path>][#<ref>]`.")
     sha256 = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Expected sha256 of the archive/tree."
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,13 +12,12 @@ from rest_framework import renderers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from common.archive import tar_gz_stream
 from common.errors import InvalidParameter
 from common.fetch import SCHEMES
-from common.pagination import parse_limit
+from common.pagination import PAGE_PARAMETERS, paginate_by_key, query_value
 from common.serializers import ErrorSerializer
 from plugins_app import selectors, services
 from plugins_app.api.serializers import (
@@ -44,33 +41,9 @@ RUNTIME_PARAM = OpenApiParameter(
 
 def _registry_page(request: Request, entries: Sequence[RegistryEntry]) -> Response:
     """The registry is on disk, not in the database: paginate by name (same `limit`/`Link` rules)."""
-    limit = parse_limit(request)
-    cursor = request.query_params.get("cursor")
-    if cursor:
-        try:
-            padded = (cursor + "=" * (-len(cursor) % 4)).encode()
-            # validate=True: characters outside the alphabet are an error, not silently dropped.
-            after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            raise InvalidParameter(
-                "cursor is not valid.", details={"cursor": ["Not a valid cursor."]}
-            ) from None
-        entries = [entry for entry in entries if entry.name > after]
-    page = list(entries[:limit])
-    headers = {}
-    if len(entries) > limit:
-        token = base64.urlsafe_b64encode(page[-1].name.encode()).decode().rstrip("=")
-        headers["Link"] = (
-            f'<{replace_query_param(request.build_absolute_uri(), "cursor", token)}>; rel="next"'
-        )
+    page, headers = paginate_by_key(request, entries, key=lambda entry: entry.name)
     data = PluginSerializer([entry.as_dict() for entry in page], many=True).data
     return Response(data, headers=headers)
-
-
-REGISTRY_PAGE_PARAMS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1 to 200 (default 50)."),
-    OpenApiParameter("cursor", OpenApiTypes.STR, description='From the `Link: <…>; rel="next"` header.'),
-]
 
 
 class PluginRegistryView(APIView):
@@ -80,11 +53,11 @@ class PluginRegistryView(APIView):
     @extend_schema(
         tags=["plugins"],
         summary="The plugin registry",
-        parameters=[RUNTIME_PARAM, *REGISTRY_PAGE_PARAMS],
+        parameters=[RUNTIME_PARAM, *PAGE_PARAMETERS],
         responses={200: PluginSerializer(many=True), 400: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
-        runtime = request.query_params.get("runtime") or None
+        runtime = query_value(request, "runtime")
         return _registry_page(request, selectors.registry_list(runtime=runtime))
 
 
@@ -139,13 +112,20 @@ class InstalledPluginListView(WorkspaceScopedView):
 
 # `available` and `compatibility` are valid plugin names (a repository may be called that), but
 # their paths belong to the GET routes below: DELETE on them still uninstalls that plugin, as
-# `DELETE /workspaces/:id/plugins/:name` promises (documented under `{name}` in the schema; a
-# comment, not a docstring, so the views' schema descriptions are not taken from it).
+# `DELETE /workspaces/:id/plugins/:name` promises. OpenAPI matches a concrete path before a
+# templated one, so the schema documents that DELETE on these paths too (and `Allow` lists it).
+# A comment, not a docstring, so the views' schema descriptions are not taken from it.
 class _ReservedNameUninstall:
     reserved_name: str
     workspace: Any
 
-    @extend_schema(exclude=True)
+    @extend_schema(
+        tags=["plugins"],
+        summary="Uninstall the plugin of this name (files removed)",
+        description="The path of a GET route, and also the uninstall path of a plugin that has its "
+        "name; 404 unless such a plugin is installed.",
+        responses={204: None, **ERRORS},
+    )
     def delete(self, request: Request, workspace_id: Any) -> Response:
         services.plugin_uninstall(workspace=self.workspace, name=self.reserved_name)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -159,7 +139,7 @@ class PluginAvailableView(_ReservedNameUninstall, WorkspaceScopedView):
     @extend_schema(
         tags=["plugins"],
         summary="Registry plugins that support the workspace runtime",
-        parameters=REGISTRY_PAGE_PARAMS,
+        parameters=PAGE_PARAMETERS,
         responses={200: PluginSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request, workspace_id: Any) -> Response:
@@ -175,12 +155,17 @@ class PluginCompatibilityView(_ReservedNameUninstall, WorkspaceScopedView):
         tags=["plugins"],
         summary="Which installed plugins support a runtime",
         parameters=[
-            OpenApiParameter("runtime", OpenApiTypes.STR, required=True, description="Target runtime.")
+            OpenApiParameter(
+                "runtime",
+                {"type": "string", "pattern": r"\S"},
+                required=True,
+                description="Target runtime (`-` and `_` are equal).",
+            )
         ],
         responses={200: CompatibilitySerializer, **ERRORS},
     )
     def get(self, request: Request, workspace_id: Any) -> Response:
-        runtime = (request.query_params.get("runtime") or "").strip()
+        runtime = (query_value(request, "runtime") or "").strip()
         if not runtime:
             raise InvalidParameter(
                 "runtime is required.", details={"runtime": ["This parameter is required."]}

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.serializers import StrictCharField, StrictSerializer
+from common.serializers import SourceField, StrictCharField, StrictSerializer
 from templates_app.models import JobStatus, TemplateImportJob, WorkspaceTemplate
 
 
@@ -35,7 +35,7 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 
 class TemplateImportRequestSerializer(StrictSerializer):
-    source = StrictCharField(max_length=500, help_text="github://owner/repo[/path][#ref] or local://<dir>")
+    source = SourceField(max_length=500, help_text="github://owner/repo[/path][#ref] or local://<dir>")
     replace = serializers.BooleanField(required=False, default=False)
 
 
@@ -80,13 +80,9 @@ class OrgTemplateSerializer(serializers.Serializer):
 
 
 class OrgImportRequestSerializer(StrictSerializer):
+    exactly_one_of = ("template", "org_yaml")
     template = StrictCharField(max_length=255, required=False, help_text="slug of an org template")
     org_yaml = StrictCharField(required=False, trim_whitespace=False, help_text="an org.yaml document")
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("template" in attrs) == ("org_yaml" in attrs):
-            raise serializers.ValidationError("Give exactly one of template or org_yaml.")
-        return attrs
 
 
 class TreeWorkspaceSerializer(serializers.Serializer):

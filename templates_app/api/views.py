@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Any
 
@@ -13,11 +11,10 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 
 from common.errors import InvalidParameter
 from common.filters import bool_param
-from common.pagination import parse_limit
+from common.pagination import PAGE_PARAMETERS, paginate_by_key, query_value
 from common.serializers import ErrorSerializer
 from templates_app import selectors, services
 from templates_app.api.serializers import (
@@ -93,27 +90,6 @@ class TemplateImportJobView(GenericAPIView):
         return Response(TemplateImportJobSerializer(job).data)
 
 
-def _slug_page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
-    """Folders on disk, not rows: a page by slug with the same `limit`/`cursor`/`Link` rules."""
-    limit = parse_limit(request)
-    cursor = request.query_params.get("cursor")
-    if cursor:
-        try:
-            after = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            raise InvalidParameter(
-                "cursor is not valid.", details={"cursor": ["Not a valid cursor."]}
-            ) from None
-        items = [item for item in items if item.slug > after]
-    page = items[:limit]
-    headers = {}
-    if len(items) > limit:
-        token = base64.urlsafe_b64encode(page[-1].slug.encode()).decode().rstrip("=")
-        next_url = replace_query_param(request.build_absolute_uri(), "cursor", token)
-        headers["Link"] = f'<{next_url}>; rel="next"'
-    return page, headers
-
-
 class OrgTemplateListView(GenericAPIView):
     permission_classes = [AdminAuth]
     serializer_class = OrgTemplateSerializer
@@ -122,16 +98,11 @@ class OrgTemplateListView(GenericAPIView):
 
     @extend_schema(
         summary="List org templates (folders of ORG_TEMPLATES_DIR), by slug",
-        parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1 to 200 (default 50)."),
-            OpenApiParameter(
-                "cursor", OpenApiTypes.STR, description='From the `Link: <…>; rel="next"` header.'
-            ),
-        ],
+        parameters=PAGE_PARAMETERS,
         responses={200: OrgTemplateSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        page, headers = _slug_page(request, selectors.org_template_list())
+        page, headers = paginate_by_key(request, selectors.org_template_list(), key=lambda item: item.slug)
         return Response(OrgTemplateSerializer(page, many=True).data, headers=headers)
 
 
@@ -186,8 +157,8 @@ class BundleImportView(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         parent = None
-        raw_parent = request.query_params.get("parent_id")
-        if raw_parent:
+        raw_parent = query_value(request, "parent_id")
+        if raw_parent is not None:
             try:
                 parent_id = uuid.UUID(raw_parent)
             except ValueError:

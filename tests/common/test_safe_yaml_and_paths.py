@@ -66,6 +66,15 @@ def test_syntax_error_is_invalid_yaml():
     assert "line" in caught.value.message
 
 
+@pytest.mark.parametrize("text", ["%\x1a0;\x84", "a: \x07", "\x1b[31m: red"])
+def test_unprintable_characters_are_invalid_yaml(text):
+    """PyYAML refuses control characters while building its reader: that was a 500."""
+    with pytest.raises(YamlError) as caught:
+        load_yaml(text)
+    assert caught.value.code == "invalid_yaml"
+    assert "special characters are not allowed" in caught.value.message
+
+
 @pytest.fixture
 def tree(tmp_path):
     root = tmp_path / "orgs"

@@ -6,10 +6,13 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.http import NetworkPolicy, literal_address_refusal
-from common.serializers import StrictCharField, StrictSerializer
+from common.serializers import JsonObjectField, StrictCharField, StrictSerializer
 from workspaces.models import (
     MAX_CONCURRENT_TASKS_LIMIT,
     MEMORY_KEY_PATTERN,
@@ -27,6 +30,9 @@ MAX_SECRET_VALUE_CHARS = 65536
 
 class WorkspaceSerializer(serializers.ModelSerializer):
     parent_id = serializers.UUIDField(allow_null=True, read_only=True)
+    url = serializers.URLField(
+        allow_null=True, read_only=True, help_text="The agent's A2A URL; null when not set."
+    )
     status = serializers.ChoiceField(choices=WorkspaceStatus.choices, read_only=True)
     config = serializers.DictField(read_only=True)
 
@@ -52,15 +58,57 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
+    def to_representation(self, instance: Workspace) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["url"] = data["url"] or None
+        return data
 
-class _ConfigField(serializers.JSONField):
-    """Any JSON object."""
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        value = super().to_internal_value(data)
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "maxLength": 2048,
+        "pattern": "^(https?://.+)?$",
+        "description": "http(s) URL of the agent; null or an empty string clears it.",
+    }
+)
+class _AgentUrlField(serializers.URLField):
+    """`null` and `""` both clear the URL (stored as empty)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=2048, allow_blank=True, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return super().to_internal_value(data) if data else ""
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            return True, ""
+        return super().validate_empty_values(data)
+
+
+class RuntimeField(StrictCharField):
+    """A runtime of WORKSPACE_RUNTIMES (`-` and `_` are equal); the schema lists them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=64, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        runtime = runtime_normalize(super().to_internal_value(data))
+        if runtime is None:
+            allowed = ", ".join(settings.WORKSPACE_RUNTIMES)
+            raise serializers.ValidationError(f"Unknown runtime; allowed: {allowed}.")
+        return runtime
+
+
+class RuntimeFieldExtension(OpenApiSerializerFieldExtension):
+    """The allowed runtimes are a setting: read at schema generation, not at import."""
+
+    target_class = RuntimeField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        return {"type": "string", "enum": list(settings.WORKSPACE_RUNTIMES)}
 
 
 def validate_agent_url(value: str) -> str:
@@ -90,10 +138,10 @@ class WorkspaceInputSerializer(StrictSerializer):
 
     name = StrictCharField(max_length=200)
     role = StrictCharField(max_length=500, required=False, allow_blank=True)
-    runtime = StrictCharField(max_length=64, required=False)
+    runtime = RuntimeField(required=False)
     tier = serializers.IntegerField(min_value=1, max_value=4, required=False)
     parent_id = serializers.UUIDField(required=False, allow_null=True)
-    url = serializers.URLField(max_length=2048, required=False, allow_blank=True)
+    url = _AgentUrlField(required=False)
     a2a_protocol = _StrictChoiceField(
         choices=A2AProtocol.choices,
         required=False,
@@ -102,16 +150,7 @@ class WorkspaceInputSerializer(StrictSerializer):
     max_concurrent_tasks = serializers.IntegerField(
         min_value=1, max_value=MAX_CONCURRENT_TASKS_LIMIT, required=False
     )
-    config = _ConfigField(required=False)
-
-    def validate_runtime(self, value: str) -> str:
-        runtime = runtime_normalize(value)
-        if runtime is None:
-            from django.conf import settings
-
-            allowed = ", ".join(settings.WORKSPACE_RUNTIMES)
-            raise serializers.ValidationError(f"Unknown runtime; allowed: {allowed}.")
-        return runtime
+    config = JsonObjectField(required=False)
 
     def validate_url(self, value: str) -> str:
         return validate_agent_url(value)

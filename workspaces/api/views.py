@@ -28,12 +28,21 @@ from workspaces.api.serializers import (
     key_errors,
 )
 from workspaces.filters import WorkspaceFilter
-from workspaces.models import WorkspaceMemory, WorkspaceSecret
+from workspaces.models import MEMORY_KEY_PATTERN, SECRET_KEY_PATTERN, WorkspaceMemory, WorkspaceSecret
 
 ADMIN_ONLY_FIELDS = ("runtime", "tier", "parent_id")
 # Where the worker sends requests, how many at once and how it speaks to the agent: an agent
 # token could otherwise point its workspace at an internal service (SSRF) or claim capacity.
 OPERATOR_FIELDS = ("url", "max_concurrent_tasks", "a2a_protocol")
+SECRET_KEY_PARAM = OpenApiParameter(
+    "key",
+    {"type": "string", "pattern": SECRET_KEY_PATTERN},
+    OpenApiParameter.PATH,
+    description="Secret name.",
+)
+MEMORY_KEY_PARAM = OpenApiParameter(
+    "key", {"type": "string", "pattern": MEMORY_KEY_PATTERN}, OpenApiParameter.PATH, description="Memory key."
+)
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
@@ -149,14 +158,17 @@ class SecretDetailView(WorkspaceScopedView):
     serializer_class = SecretSerializer
 
     @extend_schema(
-        summary="Set a secret", request=SecretValueSerializer, responses={200: SecretSerializer, **ERRORS}
+        summary="Set a secret",
+        parameters=[SECRET_KEY_PARAM],
+        request=SecretValueSerializer,
+        responses={200: SecretSerializer, **ERRORS},
     )
     def put(self, request: Request, workspace_id: Any, key: str) -> Response:
         value = _keyed_value(request, key, secret=True, serializer_class=SecretValueSerializer)
         secret = services.secret_set(workspace=self.workspace, key=key, value=value)
         return Response(SecretSerializer(secret).data)
 
-    @extend_schema(summary="Delete a secret", responses={204: None, **ERRORS})
+    @extend_schema(summary="Delete a secret", parameters=[SECRET_KEY_PARAM], responses={204: None, **ERRORS})
     def delete(self, request: Request, workspace_id: Any, key: str) -> Response:
         services.secret_delete(workspace=self.workspace, key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -178,6 +190,7 @@ class MemoryDetailView(WorkspaceScopedView):
 
     @extend_schema(
         summary="Set a memory entry",
+        parameters=[MEMORY_KEY_PARAM],
         request=MemoryValueSerializer,
         responses={200: MemorySerializer, **ERRORS},
     )
@@ -186,7 +199,9 @@ class MemoryDetailView(WorkspaceScopedView):
         entry = services.memory_set(workspace=self.workspace, key=key, value=value)
         return Response(MemorySerializer(entry).data)
 
-    @extend_schema(summary="Delete a memory entry", responses={204: None, **ERRORS})
+    @extend_schema(
+        summary="Delete a memory entry", parameters=[MEMORY_KEY_PARAM], responses={204: None, **ERRORS}
+    )
     def delete(self, request: Request, workspace_id: Any, key: str) -> Response:
         services.memory_delete(workspace=self.workspace, key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)
