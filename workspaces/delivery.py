@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.db import retry_on_lost_connection
 from workspaces.a2a import A2AError, A2AReply, a2a_send
 from workspaces.models import AgentDelivery, Workspace
 
@@ -31,4 +32,5 @@ def deliver_prompt(
             request_id=request_id,
         )
     finally:
-        AgentDelivery.objects.filter(pk=marker.pk).delete()
+        # The agent may have answered: a connection lost meanwhile must not lose the answer.
+        retry_on_lost_connection(AgentDelivery.objects.filter(pk=marker.pk).delete)

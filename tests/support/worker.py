@@ -47,9 +47,21 @@ def _worker_env(extra: dict[str, str] | None) -> dict[str, str]:
 
 @contextmanager
 def run_worker(
-    *, env: dict[str, str] | None = None, concurrency: int = 2, ready_timeout: float = 30.0
+    *,
+    env: dict[str, str] | None = None,
+    concurrency: int = 2,
+    ready_timeout: float = 30.0,
+    relay: bool = True,
 ) -> Iterator[subprocess.Popen]:
-    """Start `celery worker`, wait until it is ready, stop it afterwards."""
+    """Start `celery worker` (and, unless `relay` is false, the outbox relay with the same
+    environment), wait until it is ready, stop it afterwards."""
+    if relay:
+        with (
+            run_relay(env=env, ready_timeout=ready_timeout),
+            run_worker(env=env, concurrency=concurrency, ready_timeout=ready_timeout, relay=False) as process,
+        ):
+            yield process
+        return
     purge_broker()
     log_path = Path(settings.VAR_DIR) / f"test-worker-{os.getpid()}.log"
     log = log_path.open("w")
@@ -97,6 +109,62 @@ def run_worker(
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def run_relay(
+    *, env: dict[str, str] | None = None, ready_timeout: float = 30.0
+) -> Iterator[subprocess.Popen]:
+    """Start `manage.py run_relay` (the outbox relay), wait until it is ready, stop it afterwards."""
+    log_path = Path(settings.VAR_DIR) / f"test-relay-{os.getpid()}-{time.monotonic_ns()}.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_relay"],
+        cwd=ROOT,
+        env=_worker_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while "relay ready." not in log_path.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"relay exited early:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"relay not ready in {ready_timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        log_path.unlink(missing_ok=True)
+
+
+def run_due_jobs(timeout: float = 30.0) -> int:
+    """Run every due job in this process, as the relay and a worker would (Celery's eager mode),
+    until nothing is due; the number of tasks run. For tests of the job bodies."""
+    from celery import current_app
+
+    from common.outbox import relay_pass
+
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True
+    ran = 0
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            published = relay_pass()
+            if not published:
+                break
+            ran += published
+    finally:
+        current_app.conf.task_always_eager = eager
+    return ran
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
