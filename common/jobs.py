@@ -57,6 +57,7 @@ class JobRunner:
     kind: ClassVar[OutboxKind]
     pending_statuses: ClassVar[tuple[str, ...]] = (JobStatus.QUEUED, JobStatus.RUNNING)
     running_status: ClassVar[str] = JobStatus.RUNNING
+    crash_message: ClassVar[str] = "The job failed unexpectedly."  # never the exception's text
 
     def claim(self, pk: Any) -> Job | None:
         with transaction.atomic():
@@ -95,7 +96,7 @@ class JobRunner:
             raise  # a lost connection: the outbox runs the job again on a fresh one
         except Exception:
             logger.exception("%s %s crashed", label, pk)
-            self.fail(job, code="internal_error", message="The job failed unexpectedly.")
+            self.fail(job, code="internal_error", message=self.crash_message)
         else:
             logger.info("%s %s succeeded", label, pk)
             self.succeed(job)

@@ -101,6 +101,7 @@ def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> No
     app = current_app
     options: dict[str, Any] = {"queue": kind.queue} if kind.queue else {}
     if producer is None:  # eager mode: run the task here, as `delay()` would
+        app.loader.import_default_modules()  # the apps' task modules (autodiscovery is lazy)
         for pk, attempt in rows:
             app.tasks[kind.task].apply(args=[str(pk), attempt + 1])
         return
@@ -271,19 +272,21 @@ def notify_trigger_sql(table: str) -> tuple[str, str]:
 # --- the task side --------------------------------------------------------------------------------
 
 
-def outbox_claim(*, kind: OutboxKind, pk: Any, attempt: int) -> bool:
+def outbox_claim(*, kind: OutboxKind, pk: Any, attempt: int) -> datetime | None:
     """Claim attempt `attempt` of row `pk` for this task: only the first message of the latest
-    attempt, on a row still active, gets it; the lease starts again from now."""
-    now = timezone.now()
-    return bool(
-        kind.model.objects.filter(
-            kind.active, pk=pk, publish_attempt=attempt, run_attempt__lt=attempt
-        ).update(run_attempt=attempt, relay_due_at=now + lease())
-    )
+    attempt, on a row still active, gets it. Returns the end of the lease that starts now (the
+    claim's mark: `outbox_step` settles the row only if nobody re-armed it meanwhile), or None."""
+    until = timezone.now() + lease()
+    claimed = kind.model.objects.filter(
+        kind.active, pk=pk, publish_attempt=attempt, run_attempt__lt=attempt
+    ).update(run_attempt=attempt, relay_due_at=until)
+    return until if claimed else None
 
 
-def _settle(kind: OutboxKind, pk: Any, attempt: int, due: datetime | None) -> None:
-    kind.model.objects.filter(pk=pk, run_attempt=attempt).update(relay_due_at=due)
+def _settle(kind: OutboxKind, pk: Any, attempt: int, until: datetime, due: datetime | None) -> None:
+    """The task's outcome: due again at `due` (None: done). A row re-armed meanwhile (a new
+    install request on the same row, say) keeps its new due time."""
+    kind.model.objects.filter(pk=pk, run_attempt=attempt, relay_due_at=until).update(relay_due_at=due)
 
 
 def outbox_step(*, kind: OutboxKind, pk: Any, attempt: int, body: Callable[[], float | None]) -> bool:
@@ -292,30 +295,31 @@ def outbox_step(*, kind: OutboxKind, pk: Any, attempt: int, body: Callable[[], f
     `body` returns None when the job needs no more tasks, or seconds before the next try (the
     relay publishes the row again then). A database error (a connection lost mid-task) is
     retried after `OUTBOX_RETRY_SECONDS` on a fresh connection, or, if even that fails, when the
-    lease ends; another exception is logged and left to the lease too.
+    lease ends; another exception is logged by Celery and left to the lease too.
     """
-    if not outbox_claim(kind=kind, pk=pk, attempt=attempt):
+    until = outbox_claim(kind=kind, pk=pk, attempt=attempt)
+    if until is None:
         return False
     using = router.db_for_write(kind.model)
     try:
         delay = body()
     except DatabaseError:
         logger.warning("%s %s: database error; retried in %ss", kind.label, pk, settings.OUTBOX_RETRY_SECONDS)
-        _retry_soon(kind, pk, attempt, using)
+        _retry_soon(kind, pk, attempt, until, using)
         return True
     if delay is None:
-        _settle(kind, pk, attempt, None)
+        _settle(kind, pk, attempt, until, None)
     else:
-        _settle(kind, pk, attempt, timezone.now() + timedelta(seconds=delay))
+        _settle(kind, pk, attempt, until, timezone.now() + timedelta(seconds=delay))
         if delay <= settings.OUTBOX_POLL_SECONDS:
             outbox_wake(using=using)
     return True
 
 
-def _retry_soon(kind: OutboxKind, pk: Any, attempt: int, using: str) -> None:
+def _retry_soon(kind: OutboxKind, pk: Any, attempt: int, until: datetime, using: str) -> None:
     connections[using].close()
     try:
-        _settle(kind, pk, attempt, timezone.now() + timedelta(seconds=settings.OUTBOX_RETRY_SECONDS))
+        _settle(kind, pk, attempt, until, timezone.now() + timedelta(seconds=settings.OUTBOX_RETRY_SECONDS))
     except DatabaseError:
         connections[using].close()  # the lease brings the row back
 

@@ -159,6 +159,7 @@ class PluginInstallRunner(JobRunner):
     kind = INSTALL
     pending_statuses = (PluginStatus.INSTALLING,)
     running_status = PluginStatus.INSTALLING
+    crash_message = "internal error while installing"
 
     def run(self, job: InstalledPlugin) -> None:
         plugin, attempt = job, str(job.attempt)

@@ -153,6 +153,7 @@ class TemplateImportRunner(JobRunner):
     """Fetch, read and store one template (an import job)."""
 
     kind = TEMPLATE_IMPORT
+    crash_message = "The import failed unexpectedly."
 
     def run(self, job: TemplateImportJob) -> None:
         data, recorded_source = _fetch_and_read(job.source)
@@ -172,6 +173,7 @@ class BundleImportRunner(JobRunner):
     """Import one uploaded bundle; the payload is dropped once the job has finished."""
 
     kind = BUNDLE_IMPORT
+    crash_message = "The import failed unexpectedly."
 
     def run(self, job: BundleImportJob) -> None:
         parent = None

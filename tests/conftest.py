@@ -112,3 +112,47 @@ def fake_http():
 
     with FakeHttpServer() as server:
         yield server
+
+
+@pytest.fixture
+def broker():
+    """The test broker's default queue (tests/support/worker.BrokerQueue), empty at the start
+    and at the end of the test."""
+    from django.conf import settings
+
+    from tests.support.worker import BrokerQueue
+
+    queue = BrokerQueue(settings.CELERY_BROKER_URL)
+    queue.redis.delete("celery")
+    yield queue
+    queue.redis.delete("celery")
+
+
+class QueuedInstalls(list):
+    """(plugin id,) of every install the relay has yet to publish, read from the rows (the
+    outbox) at each access; `clear()` plays the relay having published them."""
+
+    def _rows(self):
+        from plugins_app.models import INSTALL, InstalledPlugin
+
+        return InstalledPlugin.objects.filter(INSTALL.active, relay_due_at__isnull=False, publish_attempt=0)
+
+    def _items(self) -> list[tuple[str]]:
+        return [(str(pk),) for pk in self._rows().order_by("created_at", "id").values_list("pk", flat=True)]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __eq__(self, other: object) -> bool:
+        return self._items() == list(other)  # type: ignore[call-overload]
+
+    def clear(self) -> None:
+        self._rows().update(relay_due_at=None)
+
+
+@pytest.fixture
+def queued_installs(db) -> QueuedInstalls:
+    return QueuedInstalls()

@@ -226,5 +226,3 @@ def test_next_fire_is_strictly_after():
     assert cron.next_fire("* * * * *", "UTC", at) == at + timedelta(minutes=1)
     assert cron.latest_fire("* * * * *", "UTC", at) == at
     assert cron.latest_fire("* * * * *", "UTC", at + timedelta(seconds=59)) == at
-
-

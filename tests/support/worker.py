@@ -7,6 +7,8 @@ Use with `transactional_db` (or `live_server`) so the worker sees committed rows
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -14,12 +16,38 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+# Nothing listens there: a broker outage without touching the shared Redis.
+CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"
+
+
+class BrokerQueue:
+    """The test Redis db seen as Celery's default queue: what was published, oldest first."""
+
+    def __init__(self, url: str) -> None:
+        self.redis = redis.Redis.from_url(url)
+
+    def messages(self, queue: str = "celery") -> list[dict[str, Any]]:
+        decoded = []
+        for raw in reversed(self.redis.lrange(queue, 0, -1)):  # LPUSH: newest first
+            envelope = json.loads(raw)
+            args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            decoded.append(
+                {
+                    "headers": envelope["headers"],
+                    "properties": envelope["properties"],
+                    "content_type": envelope["content-type"],
+                    "args": args,
+                    "kwargs": kwargs,
+                }
+            )
+        return decoded
 
 
 def purge_broker() -> None:
@@ -143,6 +171,26 @@ def run_relay(
             process.wait()
         log.close()
         log_path.unlink(missing_ok=True)
+
+
+class CaptureTasks(list):
+    """Records (task name, args) of every task published while open (Celery's
+    `before_task_publish` signal); the messages themselves are purged from the test broker."""
+
+    def __enter__(self) -> CaptureTasks:
+        from celery.signals import before_task_publish
+
+        before_task_publish.connect(self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from celery.signals import before_task_publish
+
+        before_task_publish.disconnect(self._record)
+        purge_broker()
+
+    def _record(self, sender: str | None = None, body: Any = None, **_: Any) -> None:
+        self.append((sender, list(body[0])))
 
 
 def run_due_jobs(timeout: float = 30.0) -> int:
