@@ -229,7 +229,7 @@ def test_superseded_attempt_does_not_promote(workspace, plugin_dirs, fake_github
     """A newer request arriving while a fetch runs wins: the older staged tree is discarded."""
     from plugins_app.tasks import plugin_install
 
-    fake_github.repo("acme", "tools", archive_of(plugin_files()))
+    fake_github.repo("acme", "tools", archive_of(plugin_files()), refs={"v1": SHA})
     stale = services.plugin_install_request(workspace=workspace, source="github://acme/tools")
     real_manifest_read = services.manifest_read
     newer = []
@@ -239,7 +239,7 @@ def test_superseded_attempt_does_not_promote(workspace, plugin_dirs, fake_github
         return real_manifest_read(tree, name=name)
 
     monkeypatch.setattr(services, "manifest_read", manifest_read_then_new_request)
-    assert run_due_jobs() == 1
+    assert run_due_jobs(passes=1) == 1
     record = InstalledPlugin.objects.get()
     assert record.status == "installing" and record.attempt == newer[0].attempt
     assert record.source == "github://acme/tools#v1"
@@ -248,6 +248,9 @@ def test_superseded_attempt_does_not_promote(workspace, plugin_dirs, fake_github
     # The stale attempt's task, delivered again, does nothing.
     plugin_install.run(str(stale.pk), 1)
     assert InstalledPlugin.objects.get().status == "installing"
+    monkeypatch.setattr(services, "manifest_read", real_manifest_read)
+    assert run_due_jobs() == 1  # the newer request, published by the relay
+    assert InstalledPlugin.objects.get().status == "installed"
 
 
 def test_uninstall(as_agent, workspace, plugin_dirs, django_capture_on_commit_callbacks):

@@ -193,7 +193,7 @@ class CaptureTasks(list):
         self.append((sender, list(body[0])))
 
 
-def run_due_jobs(timeout: float = 30.0) -> int:
+def run_due_jobs(timeout: float = 30.0, passes: int | None = None) -> int:
     """Run every due job in this process, as the relay and a worker would (Celery's eager mode),
     until nothing is due; the number of tasks run. For tests of the job bodies."""
     from celery import current_app
@@ -205,11 +205,12 @@ def run_due_jobs(timeout: float = 30.0) -> int:
     ran = 0
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and passes != 0:
             published = relay_pass()
             if not published:
                 break
             ran += published
+            passes = None if passes is None else passes - 1
     finally:
         current_app.conf.task_always_eager = eager
     return ran
