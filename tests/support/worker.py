@@ -80,6 +80,7 @@ def run_worker(
     concurrency: int = 2,
     ready_timeout: float = 30.0,
     relay: bool = True,
+    pool: str = "prefork",
 ) -> Iterator[subprocess.Popen]:
     """Start `celery worker` (and, unless `relay` is false, the outbox relay with the same
     environment), wait until it is ready, stop it afterwards."""
@@ -106,7 +107,7 @@ def run_worker(
             "--concurrency",
             str(concurrency),
             "--pool",
-            "prefork",
+            pool,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
