@@ -21,5 +21,8 @@ def execute_run(run_id: str, attempt: int) -> None:
     a busy workspace makes the row due again after a short wait (the worker is free meanwhile)
     until SCHEDULE_BUSY_GRACE_SECONDS have passed."""
     outbox_step(
-        kind=RUN, pk=run_id, attempt=int(attempt), body=lambda: services.run_execute(run_id=run_id, resume=True)
+        kind=RUN,
+        pk=run_id,
+        attempt=int(attempt),
+        body=lambda: services.run_execute(run_id=run_id, resume=True),
     )

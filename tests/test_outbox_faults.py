@@ -182,7 +182,9 @@ def _request_every_kind(client, workspace, agent_ws) -> None:
     )
     assert send.status_code == 202, send.content
     schedule = schedule_services.schedule_create(workspace=agent_ws, expression="0 9 * * *", prompt="run")
-    run = client.post(f"/workspaces/{agent_ws.pk}/schedules/{schedule.pk}/run", **admin)
+    run = client.post(
+        f"/workspaces/{agent_ws.pk}/schedules/{schedule.pk}/run", {}, content_type="application/json", **admin
+    )
     assert run.status_code == 202, run.content
     plugin = client.post(
         f"/workspaces/{workspace.pk}/plugins",

@@ -395,3 +395,60 @@ def test_disabled_between_check_and_claim_never_reaches_the_agent(agent_workspac
     assert echo_agent.received == []
     run.refresh_from_db()
     assert (run.status, run.error_detail) == (RunStatus.SKIPPED, "schedule disabled")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transient_database_error_before_delivery_is_retried_and_the_agent_hears_once(
+    echo_agent, settings, monkeypatch
+):
+    """The connection drops inside the run (before the agent is called): the attempt is
+    published again after OUTBOX_RETRY_SECONDS on a fresh connection and the run succeeds."""
+    from django.db import OperationalError
+
+    settings.OUTBOX_RETRY_SECONDS = 0
+    workspace = make_workspace("db-error", url=echo_agent.url)
+    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="once")
+    run = queued_run(schedule)
+    real_busy_state = services.run_busy_state
+    failures = []
+
+    def drop_once(**kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("terminating connection due to administrator command")
+        return real_busy_state(**kwargs)
+
+    monkeypatch.setattr(services, "run_busy_state", drop_once)
+    assert run_due_jobs() == 2  # the failed attempt and its retry
+    run.refresh_from_db()
+    assert (run.status, run.publish_attempt, run.relay_due_at) == (RunStatus.SUCCESS, 2, None)
+    assert [m["messageId"] for m in echo_agent.received] == [str(run.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_lost_after_the_agent_answered_retries_with_the_same_message_id(
+    echo_agent, settings, monkeypatch
+):
+    """The answer cannot be recorded (the connection is lost twice in a row): the run stays
+    `running` rather than `error`, and the retry delivers it again with the same messageId."""
+    from django.db import OperationalError
+
+    settings.OUTBOX_RETRY_SECONDS = 0
+    workspace = make_workspace("db-lost", url=echo_agent.url)
+    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="again")
+    run = queued_run(schedule)
+    real_bookkeep = services._bookkeep
+    failures = []
+
+    def drop_twice(**kwargs):
+        if len(failures) < 2:
+            failures.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_bookkeep(**kwargs)
+
+    monkeypatch.setattr(services, "_bookkeep", drop_twice)
+    assert run_due_jobs() == 2
+    run.refresh_from_db()
+    assert (run.status, run.error_detail, run.response_excerpt) == (RunStatus.SUCCESS, None, "again")
+    assert [m["messageId"] for m in echo_agent.received] == [str(run.pk)] * 2
+    assert Schedule.objects.get(pk=schedule.pk).run_count == 1

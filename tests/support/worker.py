@@ -78,7 +78,7 @@ def run_worker(
     *,
     env: dict[str, str] | None = None,
     concurrency: int = 2,
-    ready_timeout: float = 30.0,
+    ready_timeout: float = 90.0,
     relay: bool = True,
     pool: str = "prefork",
 ) -> Iterator[subprocess.Popen]:
@@ -142,7 +142,7 @@ def run_worker(
 
 @contextmanager
 def run_relay(
-    *, env: dict[str, str] | None = None, ready_timeout: float = 30.0
+    *, env: dict[str, str] | None = None, ready_timeout: float = 90.0
 ) -> Iterator[subprocess.Popen]:
     """Start `manage.py run_relay` (the outbox relay), wait until it is ready, stop it afterwards."""
     log_path = Path(settings.VAR_DIR) / f"test-relay-{os.getpid()}-{time.monotonic_ns()}.log"
