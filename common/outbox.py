@@ -28,6 +28,7 @@ from typing import Any
 
 from celery import current_app
 from celery.exceptions import CeleryError
+from celery.utils import uuid
 from django.conf import settings
 from django.db import DatabaseError, connections, models, router, transaction
 from django.db.models import F, Q
@@ -98,15 +99,25 @@ def lease() -> timedelta:
 
 
 def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> None:
+    """One task message per row: Celery's own message (`app.amqp.create_task_message`), sent
+    with `app.amqp.send_task_message` on one producer, the route worked out once per batch and
+    the queue declared with the first message only (what `send_task` does per call, minus the
+    per-call option merging). No publish retries here: a failed pass is retried whole."""
     app = current_app
-    options: dict[str, Any] = {"queue": kind.queue} if kind.queue else {}
     if producer is None:  # eager mode: run the task here, as `delay()` would
         app.loader.import_default_modules()  # the apps' task modules (autodiscovery is lazy)
         for pk, attempt in rows:
             app.tasks[kind.task].apply(args=[str(pk), attempt + 1])
         return
-    for pk, attempt in rows:
-        app.send_task(kind.task, args=[str(pk), attempt + 1], producer=producer, **options)
+    amqp = app.amqp
+    route = amqp.router.route({"queue": kind.queue} if kind.queue else {}, kind.task)
+    for index, (pk, attempt) in enumerate(rows):
+        args = (str(pk), attempt + 1)
+        message = amqp.create_task_message(
+            uuid(), kind.task, args, {}, argsrepr=repr(args), kwargsrepr="{}", ignore_result=True
+        )
+        extra: dict[str, Any] = {"declare": []} if index else {}
+        amqp.send_task_message(producer, kind.task, message, retry=False, **route, **extra)
 
 
 def relay_kind(

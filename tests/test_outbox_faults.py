@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -22,12 +23,12 @@ from channels_app.models import ChannelMessage
 from plugins_app.models import InstalledPlugin, PluginStatus
 from schedules import services as schedule_services
 from schedules.models import RunStatus, ScheduleRun
-from templates_app.models import BundleImportJob, JobStatus, TemplateImportJob
+from templates_app.models import BundleImportJob, JobStatus, TemplateImportJob, WorkspaceTemplate
 from templates_app.services import bundle_import_job_create
 from tests.approvals.conftest import make_approval
 from tests.channels_app.helpers import TELEGRAM_TOKEN, post_telegram, telegram_channel, telegram_update
 from tests.support.factories import bearer, make_admin_token, make_workspace
-from tests.support.fake_http import FakeHttpServer, json_response
+from tests.support.fake_http import FakeHttpServer, FakeResponse, json_response
 from tests.support.worker import CLOSED_BROKER_URL, run_relay, run_worker, wait_for
 from tokens.principal import Principal
 from workspaces.echo_agent import start_echo_agent
@@ -285,3 +286,71 @@ def test_two_relays_publish_each_job_once(client, env, platform, echo_agent):
     assert {str(run.pk) for run in runs} <= set(received)
     for model in (ChannelMessage, ScheduleRun, Approval):
         assert set(model.objects.values_list("publish_attempt", flat=True)) == {1}, model
+
+
+def test_killed_install_and_import_are_published_again_and_complete_once(client, env, tmp_path, settings):
+    """SIGKILL of the worker while a plugin install and a template import fetch from a slow
+    GitHub: both jobs are published again when their lease ends and complete once."""
+    from tests.plugins_app.conftest import SHA, FakeGithub, archive_of, plugin_files
+
+    template_files = {"template.yaml": b"name: Slow\nruntime: autogen\ntier: 1\n"}
+    fetched: list[str] = []
+    with FakeHttpServer() as server:
+        github = FakeGithub(server)
+        github.repo("acme", "tools", archive_of(plugin_files()))
+        github.repo("acme", "slow-template", archive_of(template_files, top="acme-slow-template-0123"))
+        for repo, archive in (("tools", plugin_files()), ("slow-template", template_files)):
+            payload = archive_of(archive, top=f"acme-{repo}-0123")
+
+            def slow(request, payload=payload):
+                fetched.append(request.path)
+                time.sleep(3)
+                return FakeResponse(200, payload)
+
+            server.route("GET", f"/codeload/acme/{repo}/tar.gz/{SHA}", slow)
+        settings.GITHUB_API_BASE_URL = github.api
+        settings.GITHUB_ARCHIVE_BASE_URL = github.archive_base
+        job_env = {**env, "GITHUB_API_BASE_URL": github.api, "GITHUB_ARCHIVE_BASE_URL": github.archive_base}
+        workspace = make_workspace("install-ws")
+        admin = bearer(make_admin_token("root"))
+        with run_relay(env=job_env):
+            with run_worker(env=job_env, concurrency=2, relay=False) as worker:
+                install = client.post(
+                    f"/workspaces/{workspace.pk}/plugins",
+                    {"source": "github://acme/tools"},
+                    content_type="application/json",
+                    **admin,
+                )
+                assert install.status_code == 202, install.content
+                job = client.post(
+                    "/templates/import",
+                    {"source": "github://acme/slow-template"},
+                    content_type="application/json",
+                    **admin,
+                )
+                assert job.status_code == 202, job.content
+                wait_for(lambda: len(fetched) >= 2, timeout=60, message="both fetches under way")
+                subprocess_kill_tree(worker)
+            with run_worker(env=job_env, relay=False):
+                wait_for(
+                    lambda: (
+                        InstalledPlugin.objects.filter(status=PluginStatus.INSTALLED).exists()
+                        and TemplateImportJob.objects.filter(status=JobStatus.SUCCEEDED).exists()
+                    ),
+                    timeout=LEASE + 60,
+                    message="install and import done",
+                )
+    plugin = InstalledPlugin.objects.get()
+    template_job = TemplateImportJob.objects.get()
+    assert plugin.run_attempt >= 2 and template_job.run_attempt >= 2  # run again after the kill
+    assert (plugin.error, template_job.error) == ("", "")
+    assert WorkspaceTemplate.objects.filter(slug="slow-template").count() == 1
+
+
+def subprocess_kill_tree(process) -> None:
+    """SIGKILL a prefork worker and its pool children (a child would otherwise finish its task)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    for pid in [process.pid, *map(int, children)]:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
