@@ -102,7 +102,8 @@ def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> No
     """One task message per row: Celery's own message (`app.amqp.create_task_message`), sent
     with `app.amqp.send_task_message` on one producer, the route worked out once per batch and
     the queue declared with the first message only (what `send_task` does per call, minus the
-    per-call option merging). No publish retries here: a failed pass is retried whole."""
+    per-call option merging). Celery's publish retry policy applies; past it, the pass fails
+    and is retried whole."""
     app = current_app
     if producer is None:  # eager mode: run the task here, as `delay()` would
         app.loader.import_default_modules()  # the apps' task modules (autodiscovery is lazy)
@@ -117,7 +118,7 @@ def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> No
             uuid(), kind.task, args, {}, argsrepr=repr(args), kwargsrepr="{}", ignore_result=True
         )
         extra: dict[str, Any] = {"declare": []} if index else {}
-        amqp.send_task_message(producer, kind.task, message, retry=False, **route, **extra)
+        amqp.send_task_message(producer, kind.task, message, **route, **extra)
 
 
 def relay_kind(
