@@ -228,7 +228,7 @@ class _Insert:
             quote = connections[router.db_for_write(ChannelMessage)].ops.quote_name
             message, channel = ChannelMessage._meta, Channel._meta
             filter_key = TelegramAdapter.chat_filter_key
-            self._sql = (
+            sql = (
                 f"INSERT INTO {quote(message.db_table)} ({', '.join(map(quote, _COLUMNS))}) "  # noqa: S608
                 "SELECT gen_random_uuid(), c.id, %(direction)s::text, %(chat)s::text, %(sender)s::text, "
                 "%(text)s::text, %(status)s::text, '', 0, 0, %(event)s::text, NULL, %(meta)s::jsonb, "
@@ -251,8 +251,11 @@ class _Insert:
                     order.append(match.group(1))
                 return f"${order.index(match.group(1)) + 1}"
 
-            self._numbered = re.sub(r"%\((\w+)\)s", number, self._sql).encode()
+            # `_sql` last: another thread seeing it set must find the numbered form ready (it
+            # would otherwise prepare an empty statement on its connection).
+            self._numbered = re.sub(r"%\((\w+)\)s", number, sql).encode()
             self._order = order
+            self._sql = sql
         return self._sql
 
     def run(self, connection: Any, params: dict[str, str]) -> list[str]:
