@@ -12,6 +12,8 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from common.outbox import OutboxKind, OutboxRow, outbox_index, register
+
 ACTION_MAX_CHARS = 500
 DESCRIPTION_MAX_CHARS = 10_000
 OPTION_MAX_CHARS = 200
@@ -30,7 +32,7 @@ class ApprovalStatus(models.TextChoices):
     EXPIRED = "expired"
 
 
-class Approval(models.Model):
+class Approval(OutboxRow):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="approvals")
     action = models.CharField(max_length=ACTION_MAX_CHARS)
@@ -51,6 +53,8 @@ class Approval(models.Model):
     notify_claimed_at = models.DateTimeField(null=True, blank=True)
     notified_at = models.DateTimeField(null=True, blank=True)
     notify_error = models.CharField(max_length=300, blank=True, default="")
+    # Due for the relay once decided or expired (the notice to send), not while pending.
+    relay_due_at = models.DateTimeField(null=True, blank=True, default=None, editable=False)
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -66,15 +70,9 @@ class Approval(models.Model):
                 name="approval_pending_created",
                 condition=models.Q(status="pending"),
             ),
-            # The sweep's look-up of notifications that never left (services.approval_requeue_unsent):
-            # few rows are ever unsent, so this stays tiny however many approvals exist.
             # Retention deletes decided approvals by age.
             models.Index(fields=["created_at"], name="approval_created"),
-            models.Index(
-                fields=["created_at"],
-                name="approval_unsent",
-                condition=models.Q(notified_at__isnull=True, notify_error=""),
-            ),
+            outbox_index("approval_relay_due"),
         ]
         permissions = [("decide_approval", "Can approve or reject approvals")]
 
@@ -148,3 +146,14 @@ class ApprovalChatPost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approval_id} → {self.channel_id}"
+
+
+NOTICE = register(
+    OutboxKind(
+        label="approvals.notice",
+        model=Approval,
+        task="approvals.notify_agent",
+        # A decided or expired approval whose agent was neither told nor given up on.
+        active=~models.Q(status=ApprovalStatus.PENDING) & models.Q(notified_at__isnull=True, notify_error=""),
+    )
+)

@@ -14,16 +14,15 @@ from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
-from celery.exceptions import CeleryError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import KombuError
 
 from approvals import chat
 from approvals.models import NOTE_MAX_CHARS, Approval, ApprovalEvent, ApprovalEventKind, ApprovalStatus
 from common.errors import ApplicationError, Conflict, Forbidden, NotFound
+from common.outbox import wake_on_commit
 from tokens.principal import Principal
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
@@ -57,28 +56,10 @@ def _record(approval_id: UUID, kind: str, actor: str, details: dict[str, Any] | 
     ApprovalEvent.objects.create(approval_id=approval_id, kind=kind, actor=actor, details=details or {})
 
 
-def _send_notification_task(approval_id: UUID | str) -> bool:
-    """Publish one notify task. A broker outage must not turn a committed decision into a 500
-    (the caller would retry and get 409): the row stays unsent and the sweep requeues it."""
-    from approvals.tasks import notify_agent  # tasks import this module
-
-    try:
-        notify_agent.delay(str(approval_id))
-    except (OSError, KombuError, CeleryError):
-        logger.warning("approval %s: broker unavailable, notification left for the sweep", approval_id)
-        return False
-    return True
-
-
-def _enqueue_notification(approval_id: UUID) -> None:
-    """After commit, so the worker sees the decided row (and nothing is sent on a rollback);
-    the messages posted to chats are edited to show the outcome too."""
-    transaction.on_commit(lambda: _after_outcome(approval_id))
-
-
-def _after_outcome(approval_id: UUID) -> None:
-    _send_notification_task(approval_id)
-    chat.enqueue_refresh(approval_id)
+def _refresh_chats_on_commit(approval_ids: list[UUID]) -> None:
+    """After commit, the messages posted to chats are edited to show the outcome (the agent's
+    own notice is published by the relay from the row)."""
+    transaction.on_commit(lambda: [chat.enqueue_refresh(pk) for pk in approval_ids])
 
 
 @transaction.atomic
@@ -150,10 +131,18 @@ def approval_decide(
     with transaction.atomic():
         won = Approval.objects.filter(
             pk=approval.pk, status=ApprovalStatus.PENDING, expires_at__gt=now
-        ).update(status=status, decision_option=option, note=note, decided_by=actor.name, decided_at=now)
+        ).update(
+            status=status,
+            decision_option=option,
+            note=note,
+            decided_by=actor.name,
+            decided_at=now,
+            relay_due_at=now,  # the relay publishes the agent's notice after commit
+        )
         if won:
             _record(approval.pk, ApprovalEventKind.DECIDED, actor.name, {"status": status, "option": option})
-            _enqueue_notification(approval.pk)
+            wake_on_commit()
+            _refresh_chats_on_commit([approval.pk])
     try:
         approval.refresh_from_db()
     except Approval.DoesNotExist:  # deleted with its workspace meanwhile
@@ -181,7 +170,7 @@ def approval_expire_due(*, now: Any = None, limit: int = 500) -> int:
         if not ids:
             return 0
         Approval.objects.filter(id__in=ids, status=ApprovalStatus.PENDING).update(
-            status=ApprovalStatus.EXPIRED
+            status=ApprovalStatus.EXPIRED, relay_due_at=now
         )
         ApprovalEvent.objects.bulk_create(
             [
@@ -191,61 +180,10 @@ def approval_expire_due(*, now: Any = None, limit: int = 500) -> int:
                 for pk in ids
             ]
         )
-        for pk in ids:
-            _enqueue_notification(pk)
+        wake_on_commit()
+        _refresh_chats_on_commit(ids)
     logger.info("expired %d approval(s)", len(ids))
     return len(ids)
-
-
-def notification_window_seconds() -> int:
-    """How long one notify task, with all its retries, can take at most.
-
-    Between retries the claim is released, so an unsent row younger than this may still have a
-    task on its way; only older ones are orphans (their task was never published or was lost).
-    """
-    from approvals.tasks import retry_delay
-
-    attempts = settings.APPROVAL_NOTIFY_MAX_RETRIES + 1
-    waits = sum(retry_delay(retry) for retry in range(settings.APPROVAL_NOTIFY_MAX_RETRIES))
-    return waits + attempts * (settings.A2A_TIMEOUT_SECONDS + 60)
-
-
-def approval_requeue_unsent(*, now: Any = None, limit: int = 500) -> int:
-    """Publish a notify task again for decided or expired approvals nobody is telling the agent
-    about (the broker was down at decision time, or the task was lost); returns how many.
-
-    A duplicate task is harmless: the claim in `approval_notify` lets only one send.
-    """
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=notification_window_seconds())
-    lease_start = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + 60)
-    orphans = (
-        Approval.objects.filter(notified_at__isnull=True, notify_error="")
-        .filter(
-            Q(status__in=(ApprovalStatus.APPROVED, ApprovalStatus.REJECTED), decided_at__lt=cutoff)
-            # Expired rows: counted from the sweep that expired them (its audit event), not from
-            # `expires_at`, which may be long before the sweep when Beat was down.
-            | Q(
-                Exists(
-                    ApprovalEvent.objects.filter(
-                        approval=OuterRef("pk"), kind=ApprovalEventKind.EXPIRED, created_at__lt=cutoff
-                    )
-                ),
-                status=ApprovalStatus.EXPIRED,
-            )
-        )
-        .filter(Q(notify_claimed_at__isnull=True) | Q(notify_claimed_at__lt=lease_start))
-        .order_by("created_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    sent = 0
-    for approval_id in orphans:
-        if not _send_notification_task(approval_id):
-            break  # the broker is still down; the next sweep tries again
-        sent += 1
-    if sent:
-        logger.info("requeued %d unsent approval notification(s)", sent)
-    return sent
 
 
 def _utc(moment: Any) -> str:

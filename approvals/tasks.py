@@ -6,6 +6,8 @@ from celery import shared_task
 from django.conf import settings
 
 from approvals import chat, services
+from approvals.models import NOTICE
+from common.outbox import outbox_step
 from workspaces.a2a import A2AError
 
 
@@ -15,27 +17,27 @@ def retry_delay(retries: int) -> int:
     return min(base * (2**retries), 600)
 
 
-@shared_task(
-    bind=True,
-    name="approvals.notify_agent",
-    max_retries=settings.APPROVAL_NOTIFY_MAX_RETRIES,
-    acks_late=True,
-)
-def notify_agent(self, approval_id: str) -> str:
-    try:
-        return services.approval_notify(
-            approval_id=approval_id, final_attempt=self.request.retries >= self.max_retries
-        )
-    except A2AError as exc:  # transient, and retries remain
-        raise self.retry(countdown=retry_delay(self.request.retries), exc=exc) from None
+@shared_task(name="approvals.notify_agent", acks_late=True, ignore_result=True)
+def notify_agent(approval_id: str, attempt: int) -> None:
+    """Attempt `attempt` of an approval's notice (published by the relay; a transient failure
+    makes the row due again after the backoff, the last attempt records the failure)."""
+
+    def body() -> float | None:
+        try:
+            services.approval_notify(
+                approval_id=approval_id, final_attempt=attempt > settings.APPROVAL_NOTIFY_MAX_RETRIES
+            )
+        except A2AError:  # transient, and retries remain
+            return retry_delay(attempt - 1)
+        return None
+
+    outbox_step(kind=NOTICE, pk=approval_id, attempt=int(attempt), body=body)
 
 
 @shared_task(name="approvals.expire_due")
 def expire_due() -> int:
-    """The Beat sweep: expire lapsed approvals, then requeue notifications that never left."""
-    expired = services.approval_expire_due()
-    services.approval_requeue_unsent()
-    return expired
+    """The Beat sweep: expire lapsed approvals (the relay then publishes their notices)."""
+    return services.approval_expire_due()
 
 
 @shared_task(bind=True, name="approvals.post_to_chats", max_retries=5, acks_late=True)

@@ -1,7 +1,8 @@
 """Scheduler benchmark: N enabled schedules due at once.
 
 Prints
-  (a) how long the dispatcher takes to claim and enqueue all of them, and the rate per second;
+  (a) how long the dispatcher takes to claim all of them and record their runs, then how long the
+      relay (common.outbox) takes to publish those runs, and the rate per second of both together;
   (b) the end-to-end time until a local A2A agent has received every prompt, with a real Celery
       worker on default settings (prefork, concurrency = CPU count, prefetch 1), and the number
       of duplicate deliveries (must be 0);
@@ -112,16 +113,25 @@ def main() -> None:
             cursor.execute("ANALYZE schedules_schedule")
 
     # (a) dispatcher alone: claim, create runs, advance, commit, enqueue -----------------------------
+    from common.outbox import relay_pass
+
     make_due()
     started = time.perf_counter()
     created = services.schedule_dispatch_due()
-    dispatch_seconds = time.perf_counter() - started
+    claim_seconds = time.perf_counter() - started
+    relay_started = time.perf_counter()
+    while relay_pass():  # what `manage.py run_relay` does on the dispatcher's NOTIFY
+        pass
+    relay_seconds = time.perf_counter() - relay_started
+    dispatch_seconds = claim_seconds + relay_seconds
     queued = redis.Redis.from_url(BROKER_URL).llen("celery")
     assert created == n, f"dispatcher created {created} runs, expected {n}"
     print()
-    print("(a) dispatcher (claim + enqueue)")
+    print("(a) dispatcher (claim + record) and relay (publish)")
     print(f"    runs created       {created:,} (messages on the broker: {queued:,})")
-    print(f"    time               {dispatch_seconds:.2f} s")
+    print(
+        f"    time               {dispatch_seconds:.2f} s (dispatcher {claim_seconds:.2f} s, relay {relay_seconds:.2f} s)"
+    )
     print(f"    rate               {n / dispatch_seconds:,.0f} schedules/s (target >= 2,000)")
 
     # (b) end to end with a real worker ------------------------------------------------------------------
@@ -142,6 +152,9 @@ def main() -> None:
              "--without-gossip", "--without-mingle", "--without-heartbeat",
              *(["--concurrency", str(args.worker_concurrency)] if args.worker_concurrency else [])],
             cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        relay = subprocess.Popen(
+            [sys.executable, "manage.py", "run_relay"], cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT
         )  # fmt: skip
         try:
             from integrations_project.celery import app
@@ -172,6 +185,7 @@ def main() -> None:
             duplicates = sum(count - 1 for count in ids.values() if count > 1)
             statuses = Counter(ScheduleRun.objects.values_list("status", flat=True))
         finally:
+            relay.terminate()
             worker.terminate()
             try:
                 worker.wait(timeout=30)

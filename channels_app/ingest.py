@@ -61,6 +61,11 @@ _COLUMNS = (
     "meta",
     "created_at",
     "updated_at",
+    # The outbox (common.outbox): due for the relay at once, never published yet.
+    "relay_due_at",
+    "published_at",
+    "publish_attempt",
+    "run_attempt",
 )
 
 
@@ -127,6 +132,10 @@ def store_event(channel_ids: Sequence[Any], event: InboundEvent) -> list[str]:
             event_meta,
             now,
             now,
+            now,
+            None,
+            0,
+            0,
         ]
     quote = ops.quote_name
     placeholders = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
@@ -204,7 +213,7 @@ class _Insert:
     BEGIN it owes; the webhook itself runs in autocommit).
     """
 
-    NAME = b"channels_ingest_telegram_v1"
+    NAME = b"channels_ingest_telegram_v2"
 
     def __init__(self) -> None:
         self._sql: str | None = None
@@ -219,11 +228,11 @@ class _Insert:
             quote = connections[router.db_for_write(ChannelMessage)].ops.quote_name
             message, channel = ChannelMessage._meta, Channel._meta
             filter_key = TelegramAdapter.chat_filter_key
-            self._sql = (
+            sql = (
                 f"INSERT INTO {quote(message.db_table)} ({', '.join(map(quote, _COLUMNS))}) "  # noqa: S608
                 "SELECT gen_random_uuid(), c.id, %(direction)s::text, %(chat)s::text, %(sender)s::text, "
                 "%(text)s::text, %(status)s::text, '', 0, 0, %(event)s::text, NULL, %(meta)s::jsonb, "
-                "%(now)s::timestamptz, %(now)s::timestamptz "
+                "%(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz, NULL, 0, 0 "
                 f"FROM {quote(channel.db_table)} AS m JOIN {quote(channel.db_table)} AS c "
                 "ON c.platform = m.platform AND c.enabled "
                 "AND (c.id = m.id OR (m.credential_key <> '' AND c.credential_key = m.credential_key)) "
@@ -242,8 +251,11 @@ class _Insert:
                     order.append(match.group(1))
                 return f"${order.index(match.group(1)) + 1}"
 
-            self._numbered = re.sub(r"%\((\w+)\)s", number, self._sql).encode()
+            # `_sql` last: another thread seeing it set must find the numbered form ready (it
+            # would otherwise prepare an empty statement on its connection).
+            self._numbered = re.sub(r"%\((\w+)\)s", number, sql).encode()
             self._order = order
+            self._sql = sql
         return self._sql
 
     def run(self, connection: Any, params: dict[str, str]) -> list[str]:

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from common.crypto import EncryptedTextField
+from common.outbox import OutboxKind, OutboxRow, outbox_index, register
 
 
 class Platform(models.TextChoices):
@@ -90,7 +91,7 @@ class MessageStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class ChannelMessage(models.Model):
+class ChannelMessage(OutboxRow):
     """One message in or out of a channel, with its delivery state.
 
     Inbound rows are unique per (channel, platform_event_id): the de-duplication of platform
@@ -135,6 +136,7 @@ class ChannelMessage(models.Model):
             models.Index(
                 fields=["reply_to"], condition=models.Q(reply_to__isnull=False), name="channel_msg_reply_to"
             ),
+            outbox_index("channel_msg_relay_due"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -182,3 +184,21 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat_id}{'/' + self.thread_id if self.thread_id else ''}"
+
+
+INBOUND = register(
+    OutboxKind(
+        label="channels.inbound",
+        model=ChannelMessage,
+        task="channels.process_inbound",
+        active=models.Q(direction=Direction.INBOUND, status=MessageStatus.RECEIVED),
+    )
+)
+OUTBOUND = register(
+    OutboxKind(
+        label="channels.outbound",
+        model=ChannelMessage,
+        task="channels.send_message",
+        active=models.Q(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED),
+    )
+)

@@ -7,15 +7,14 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from channels_app import batcher, commands, conversations, ingest, publisher, selectors, typing_indicator
+from channels_app import commands, conversations, ingest, selectors, typing_indicator
 from channels_app.adapters import ADAPTERS, get_adapter
 from channels_app.adapters.base import (
     ChannelAdapter,
@@ -29,6 +28,7 @@ from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEAD
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from common.crypto import DecryptionError, decrypt, encrypt
 from common.errors import ApplicationError, Conflict
+from common.outbox import BROKER_ERRORS
 from observability.metrics import channel_send_counted
 from workspaces.a2a import A2AError
 from workspaces.delivery import deliver_prompt
@@ -347,8 +347,8 @@ def unregister_after_delete(channel: Channel) -> None:
 
     def publish() -> None:
         try:
-            publisher.default_publisher.publish(delete_telegram_webhook, *args)
-        except publisher.BROKER_ERRORS:
+            delete_telegram_webhook.delay(*args)
+        except BROKER_ERRORS:
             logger.warning("broker unavailable: deleteWebhook of channel %s not queued", args[0])
 
     transaction.on_commit(publish)
@@ -406,22 +406,13 @@ def _resolve_chat(channel: Channel, adapter: ChannelAdapter, chat_id: str | None
 
 
 def channel_send(*, channel: Channel, text: str, chat_id: str | None = None) -> ChannelMessage:
-    """Queue an outbound message; the `channels.send_message` task delivers it with retries."""
-    from channels_app.tasks import send_message
-
+    """Store an outbound message; the relay publishes `channels.send_message`, which delivers it
+    with retries."""
     adapter = _adapter(channel.platform)
     chat = _resolve_chat(channel, adapter, chat_id)
-    with transaction.atomic():
-        message = ChannelMessage.objects.create(
-            channel=channel,
-            direction=Direction.OUTBOUND,
-            chat_id=chat,
-            text=text,
-            status=MessageStatus.QUEUED,
-        )
-        message_id = message.pk
-        transaction.on_commit(lambda: enqueue(send_message, str(message_id)))
-    return message
+    return ChannelMessage.objects.create(
+        channel=channel, direction=Direction.OUTBOUND, chat_id=chat, text=text, status=MessageStatus.QUEUED
+    )
 
 
 def channel_send_service(
@@ -435,9 +426,7 @@ def channel_send_service(
 ) -> ChannelMessage | None:
     """Queue a message the service writes itself (approval answers, schedule results) to
     `chat_id` or the channel's default chat, through the normal outbound path; None when the
-    channel is gone, disabled or has no chat to send to."""
-    from channels_app.tasks import send_message
-
+    channel is gone, disabled or has no chat to send to. The relay publishes its send."""
     channels = Channel.objects.filter(pk=channel_id, enabled=True)
     if workspace_id is not None:
         channels = channels.filter(workspace_id=workspace_id)
@@ -448,18 +437,14 @@ def channel_send_service(
     chat = chat_id or adapter.default_chat(channel.public_config)
     if adapter.needs_chat() and not chat:
         return None
-    with transaction.atomic():
-        message = ChannelMessage.objects.create(
-            channel=channel,
-            direction=Direction.OUTBOUND,
-            chat_id=chat,
-            text=text,
-            status=MessageStatus.QUEUED,
-            meta={**(meta or {}), conversations.SERVICE_META_KEY: service},
-        )
-        message_id = str(message.pk)
-        transaction.on_commit(lambda: enqueue(send_message, message_id))
-    return message
+    return ChannelMessage.objects.create(
+        channel=channel,
+        direction=Direction.OUTBOUND,
+        chat_id=chat,
+        text=text,
+        status=MessageStatus.QUEUED,
+        meta={**(meta or {}), conversations.SERVICE_META_KEY: service},
+    )
 
 
 def channel_test(*, channel: Channel, chat_id: str | None = None) -> None:
@@ -490,8 +475,7 @@ def _count_message(channel_id: Any) -> None:
 def _claim(message: ChannelMessage) -> bool:
     """Count one more attempt, only if nobody else did since `message` was read.
 
-    A compare-and-set on `attempts`: when a task is delivered twice (a broker redelivery, or the
-    requeue sweep racing a slow queue), exactly one run proceeds.
+    A compare-and-set on `attempts`: of two runs that read the same row, exactly one proceeds.
     """
     claimed = ChannelMessage.objects.filter(
         pk=message.pk, status=message.status, attempts=message.attempts
@@ -499,35 +483,6 @@ def _claim(message: ChannelMessage) -> bool:
     if claimed:
         message.attempts += 1
     return bool(claimed)
-
-
-def enqueue(task: Any, message_id: str) -> None:
-    """Publish a task; if the broker is down the row stays and the requeue sweep sends it later.
-
-    Through the process's long-lived publisher (channels_app.publisher), not `task.delay()`:
-    the inbound webhook publishes on every request.
-    """
-    try:
-        publisher.default_publisher.publish(task, message_id)
-    except publisher.BROKER_ERRORS:
-        logger.warning("broker unavailable: message %s left for the requeue sweep", message_id)
-
-
-def message_requeue_stale(*, older_than_seconds: float) -> int:
-    """Re-publish messages that were stored but never picked up (the broker was down when they
-    arrived): inbound `received` and outbound `queued` rows with no attempt yet."""
-    from channels_app.tasks import process_inbound, send_message
-
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = ChannelMessage.objects.filter(attempts=0, created_at__lt=cutoff).filter(
-        Q(direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
-        | Q(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
-    )
-    count = 0
-    for message_id, direction in stale.values_list("pk", "direction")[:1000]:
-        enqueue(process_inbound if direction == Direction.INBOUND else send_message, str(message_id))
-        count += 1
-    return count
 
 
 def message_send_attempt(*, message_id: Any) -> float | None:
@@ -622,8 +577,8 @@ def webhook_receive(
 ) -> WebhookAnswer:
     """Verify (fail closed) → handshake → de-duplicate and store → hand to a task.
 
-    Returns at once with the platform's expected answer; the agent is called by the
-    `channels.process_inbound` task after the rows are committed. A Telegram update from a
+    Returns at once with the platform's expected answer; the stored rows are the outbox: the
+    relay publishes `channels.process_inbound` for them (woken by the insert's NOTIFY). A Telegram update from a
     secret this process has verified before is stored by `ingest.store_verified_update` in one
     statement; everything else, and anything that statement does not store, takes the full path.
     The body is parsed at most once, and a request that names no channel is verified against at
@@ -635,7 +590,6 @@ def webhook_receive(
         stored = ingest.store_verified_update(secret=secret, channel_param=channel_id, body=body)
         if stored is not None:
             event, created = stored
-            _hand_over(created)
             return WebhookAnswer(200, adapter.ack(event), tuple(created))
     request = adapter.request(body, headers)
     route_key = adapter.route_key(request) if channel_id is None else ""
@@ -687,17 +641,7 @@ def webhook_receive(
     if not targets:
         return WebhookAnswer(200, adapter.ignored(event))
     created = ingest.store_event([target.pk for target in targets], event)
-    _hand_over(created)
     return WebhookAnswer(200, adapter.ack(event), tuple(created))
-
-
-def _hand_over(message_ids: list[str]) -> None:
-    """Queue `channels.process_inbound` for each new row once it is committed (at once in the
-    webhook's autocommit), through the process's batching publisher: off the request path."""
-    from channels_app.tasks import process_inbound
-
-    if message_ids:
-        transaction.on_commit(lambda: batcher.inbound_batcher.submit(process_inbound, message_ids))
 
 
 def _allowed(channel: Channel, message: ChannelMessage) -> bool:
@@ -711,8 +655,6 @@ def message_process_inbound(*, message_id: Any) -> float | None:
     Returns a delay when a transient agent failure should be retried, else None. Idempotent:
     a message that already left `received`, or already has its reply, is left alone.
     """
-    from channels_app.tasks import send_message
-
     message = (
         ChannelMessage.objects.select_related("channel__workspace")
         .filter(pk=message_id, direction=Direction.INBOUND)
@@ -782,7 +724,7 @@ def message_process_inbound(*, message_id: Any) -> float | None:
         return None
     with transaction.atomic():
         message.save(update_fields=["a2a_protocol", "updated_at"])
-        out = ChannelMessage.objects.create(
+        ChannelMessage.objects.create(  # the relay publishes its send
             channel=channel,
             direction=Direction.OUTBOUND,
             chat_id=message.chat_id,
@@ -791,8 +733,6 @@ def message_process_inbound(*, message_id: Any) -> float | None:
             reply_to=message,
             meta=message.meta,
         )
-        out_id = str(out.pk)
-        transaction.on_commit(lambda: enqueue(send_message, out_id))
     return None
 
 
@@ -816,22 +756,17 @@ def _answer_command(channel: Channel, message: ChannelMessage, command: str) -> 
 
 
 def channel_reply(*, message: ChannelMessage, text: str, service: str) -> ChannelMessage:
-    """Queue a message the service itself writes in answer to `message` (same chat and thread)."""
-    from channels_app.tasks import send_message
-
-    with transaction.atomic():
-        out = ChannelMessage.objects.create(
-            channel_id=message.channel_id,
-            direction=Direction.OUTBOUND,
-            chat_id=message.chat_id,
-            text=text,
-            status=MessageStatus.QUEUED,
-            reply_to=message,
-            meta={**(message.meta or {}), conversations.SERVICE_META_KEY: service},
-        )
-        out_id = str(out.pk)
-        transaction.on_commit(lambda: enqueue(send_message, out_id))
-    return out
+    """Queue a message the service itself writes in answer to `message` (same chat and thread);
+    the relay publishes its send."""
+    return ChannelMessage.objects.create(
+        channel_id=message.channel_id,
+        direction=Direction.OUTBOUND,
+        chat_id=message.chat_id,
+        text=text,
+        status=MessageStatus.QUEUED,
+        reply_to=message,
+        meta={**(message.meta or {}), conversations.SERVICE_META_KEY: service},
+    )
 
 
 # --- discovery ------------------------------------------------------------------------------------

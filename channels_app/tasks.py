@@ -1,33 +1,36 @@
-"""Background steps of channels: thin wrappers that call the services and reschedule retries.
+"""Background steps of channels: thin wrappers that call the services.
 
-Retries are new deliveries with a countdown (not sleeps), so a waiting message holds no worker.
+The relay publishes them for stored rows (common.outbox); a retry is the row made due again
+after its delay (not a sleep), so a waiting message holds no worker.
 """
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from channels_app import services
+from channels_app.models import INBOUND, OUTBOUND
+from common.outbox import outbox_step
 
 
-@shared_task(name="channels.process_inbound")
-def process_inbound(message_id: str) -> None:
-    delay = services.message_process_inbound(message_id=message_id)
-    if delay is not None:
-        process_inbound.apply_async(args=[message_id], countdown=delay)
+@shared_task(name="channels.process_inbound", acks_late=True, ignore_result=True)
+def process_inbound(message_id: str, attempt: int) -> None:
+    outbox_step(
+        kind=INBOUND,
+        pk=message_id,
+        attempt=int(attempt),
+        body=lambda: services.message_process_inbound(message_id=message_id),
+    )
 
 
-@shared_task(name="channels.send_message")
-def send_message(message_id: str) -> None:
-    delay = services.message_send_attempt(message_id=message_id)
-    if delay is not None:
-        send_message.apply_async(args=[message_id], countdown=delay)
-
-
-@shared_task(name="channels.requeue_stale")
-def requeue_stale() -> int:
-    return services.message_requeue_stale(older_than_seconds=settings.CHANNEL_REQUEUE_AFTER_SECONDS)
+@shared_task(name="channels.send_message", acks_late=True, ignore_result=True)
+def send_message(message_id: str, attempt: int) -> None:
+    outbox_step(
+        kind=OUTBOUND,
+        pk=message_id,
+        attempt=int(attempt),
+        body=lambda: services.message_send_attempt(message_id=message_id),
+    )
 
 
 @shared_task(name="channels.delete_telegram_webhook")

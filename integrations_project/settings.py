@@ -221,12 +221,6 @@ CHANNEL_SEND_MAX_ATTEMPTS = env_int("CHANNEL_SEND_MAX_ATTEMPTS", 5, minimum=1)
 CHANNEL_SEND_BACKOFF_SECONDS = env_float("CHANNEL_SEND_BACKOFF_SECONDS", 2.0, minimum=0.0)
 CHANNEL_SEND_BACKOFF_MAX_SECONDS = env_float("CHANNEL_SEND_BACKOFF_MAX_SECONDS", 60.0, minimum=0.0)
 CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS = env_float("CHANNEL_SEND_RETRY_AFTER_MAX_SECONDS", 300.0, minimum=0.0)
-# Messages stored while the broker was down are re-published by a sweep after this many seconds.
-CHANNEL_REQUEUE_AFTER_SECONDS = env_int("CHANNEL_REQUEUE_AFTER_SECONDS", 120, minimum=10)
-# Inbound webhooks hand their tasks to a background thread of the web process, which sends what
-# accumulated in one LPUSH, at most once per this many seconds (the first message after a quiet
-# spell goes at once). 0: one publish per message, still off the request path.
-CHANNEL_PUBLISH_LINGER_SECONDS = env_float("CHANNEL_PUBLISH_LINGER_SECONDS", 0.05, minimum=0.0)
 # How long a Telegram secret verified by the full path is remembered by a web process, so the
 # next updates skip the lookup (the insert still checks the secret against the database).
 CHANNEL_VERIFIED_ROUTE_SECONDS = env_float("CHANNEL_VERIFIED_ROUTE_SECONDS", 300.0, minimum=0.0)
@@ -248,6 +242,17 @@ ORG_TEMPLATES_DIR = Path(env_str("ORG_TEMPLATES_DIR", str(BASE_DIR / "org-templa
 # Environment variables an org.yaml `${VAR}` may read besides its folder's .env: names or
 # `PREFIX_*` patterns, comma-separated. The service's own settings never expand.
 ORG_IMPORT_ENV_ALLOW = env_list("ORG_IMPORT_ENV_ALLOW")
+
+# --- Background jobs (common.outbox) --------------------------------------------------------------
+# A job whose task was published but not finished is published again this long after its task
+# started (or was published): longer than any task takes (the A2A timeout, a plugin fetch).
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", max(300, A2A_TIMEOUT_SECONDS + 60), minimum=1)
+# The relay wakes on NOTIFY (PostgreSQL); it also looks every this many seconds (SQLite: only this).
+OUTBOX_POLL_SECONDS = env_float("OUTBOX_POLL_SECONDS", 1.0, minimum=0.01)
+# Rows published per kind and per pass (one transaction each).
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 500, minimum=1)
+# A task that lost its database connection is published again after this many seconds.
+OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 2.0, minimum=0.0)
 
 # --- Celery -------------------------------------------------------------------------------------
 # The filesystem transport ignores the host, but kombu warns "No hostname was supplied" on every
@@ -281,24 +286,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat entries are declared here and stored by django-celery-beat, so operators see them in the
 # admin console. Apps add their periodic tasks below.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
-CELERY_BEAT_SCHEDULE["channels-requeue-stale"] = {"task": "channels.requeue_stale", "schedule": 60.0}
-# Schedules: the dispatcher turns due schedules into runs; the reaper closes runs whose worker
-# died. A tick that waited longer than one period is dropped (the next one does the same work).
+# Schedules: the dispatcher turns due schedules into runs (the relay publishes them). A tick that waited longer than one period is dropped (the next one does the same work).
 CELERY_BEAT_SCHEDULE["schedules.dispatch_due"] = {
     "task": "schedules.dispatch_due",
     "schedule": float(SCHEDULER_TICK_SECONDS),
     "options": {"expires": float(SCHEDULER_TICK_SECONDS)},
-}
-CELERY_BEAT_SCHEDULE["schedules.reap_stuck_runs"] = {
-    "task": "schedules.reap_stuck_runs",
-    "schedule": 60.0,
-    "options": {"expires": 60.0},
-}
-# Plugins: installs whose message or worker was lost end as failed instead of `installing`.
-CELERY_BEAT_SCHEDULE["plugins.reap_lost_installs"] = {
-    "task": "plugins.reap_lost_installs",
-    "schedule": 300.0,
-    "options": {"expires": 300.0},
 }
 # The scheduler's ticks have their own queue, so a backlog of runs on the default queue never
 # holds them back (a worker started without -Q consumes every queue listed here, in turn).
@@ -309,7 +301,6 @@ CELERY_TASK_QUEUES = (
 )
 CELERY_TASK_ROUTES = {
     "schedules.dispatch_due": {"queue": "scheduler"},
-    "schedules.reap_stuck_runs": {"queue": "scheduler"},
 }
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.utils import timezone
 
+from common.jobs import Job
+from common.outbox import OutboxKind, outbox_index, register
 from workspaces.models import Workspace
 
 
@@ -16,7 +17,7 @@ class PluginStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class InstalledPlugin(models.Model):
+class InstalledPlugin(Job):
     """One plugin of one workspace: its install state and the manifest of the installed tree.
 
     `source` is the source of the latest request; `installed_source`, `sha256`, `resolved_ref`,
@@ -30,6 +31,7 @@ class InstalledPlugin(models.Model):
     name = models.CharField(max_length=128)
     source = models.CharField(max_length=512)
     requested_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # The job's states are the plugin's: installing (queued or running), installed, failed.
     status = models.CharField(max_length=16, choices=PluginStatus.choices, default=PluginStatus.INSTALLING)
     error = models.CharField(max_length=500, blank=True, default="")
     attempt = models.UUIDField(default=uuid.uuid4)
@@ -45,7 +47,6 @@ class InstalledPlugin(models.Model):
     runtimes = models.JSONField(default=list, blank=True)
     skills = models.JSONField(default=list, blank=True)
 
-    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -53,7 +54,7 @@ class InstalledPlugin(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="uniq_installed_plugin_name"),
         ]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
+        indexes = [models.Index(fields=["workspace", "-created_at"]), outbox_index("plugin_install_due")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
@@ -66,3 +67,13 @@ class RegistryPlugin(InstalledPlugin):
         proxy = True
         verbose_name = "plugin in the registry"
         verbose_name_plural = "plugin registry"
+
+
+INSTALL = register(
+    OutboxKind(
+        label="plugins.install",
+        model=InstalledPlugin,
+        task="plugins.install",
+        active=models.Q(status=PluginStatus.INSTALLING),
+    )
+)

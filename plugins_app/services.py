@@ -1,17 +1,17 @@
 """Plugin writes: install requests (single and bulk), the install run itself, uninstall.
 
-An install request only validates and records (`installing`); the fetch runs on a Celery worker
-through `plugin_install_run`, which stages the new tree with `common.fetch.stage_tree` and
-promotes it under a row lock only if the request is still the current one.
+An install request only validates and records (`installing`: a job row, which the relay
+publishes); the fetch runs on a Celery worker through `PluginInstallRunner` (common.jobs), which
+stages the new tree with `common.fetch.stage_tree` and promotes it under a row lock only if the
+request is still the current one.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -28,7 +28,9 @@ from common.fetch import (
     remove_tree,
     stage_tree,
 )
-from plugins_app.models import InstalledPlugin, PluginStatus
+from common.jobs import JobRunner, short
+from common.outbox import wake_on_commit
+from plugins_app.models import INSTALL, InstalledPlugin, PluginStatus
 from plugins_app.registry import PluginManifest, manifest_read
 from plugins_app.selectors import plugin_storage_path, registry_get
 from workspaces.models import Workspace
@@ -39,22 +41,16 @@ logger = logging.getLogger(__name__)
 ERROR_MAX_CHARS = 500
 
 
-def _enqueue(plugin: InstalledPlugin) -> Callable[[], None]:
-    from plugins_app.tasks import plugin_install
-
-    plugin_id, attempt = str(plugin.pk), str(plugin.attempt)
-    return lambda: plugin_install.delay(plugin_id, attempt)
-
-
 def _mark_installing(plugin: InstalledPlugin, spec: SourceSpec, sha256: str | None) -> None:
     plugin.source = str(spec)
     plugin.requested_sha256 = sha256 or ""
     plugin.status = PluginStatus.INSTALLING
     plugin.error = ""
     plugin.attempt = uuid.uuid4()
+    plugin.relay_due_at = timezone.now()  # the relay publishes the install
 
 
-_REQUEST_FIELDS = ["source", "requested_sha256", "status", "error", "attempt", "updated_at"]
+_REQUEST_FIELDS = ["source", "requested_sha256", "status", "error", "attempt", "relay_due_at", "updated_at"]
 
 
 def plugin_install_request(
@@ -84,7 +80,7 @@ def plugin_install_request(
         if not created:
             _mark_installing(plugin, spec, expected)
             plugin.save(update_fields=_REQUEST_FIELDS)
-        transaction.on_commit(_enqueue(plugin))
+            wake_on_commit()
     plugin.workspace = workspace
     return plugin
 
@@ -94,7 +90,7 @@ def plugin_install_bulk_request(*, requests: list[tuple[Workspace, str]]) -> lis
 
     Specs are validated (400 on the first bad one); `local://` names are not checked against
     the registry here, a missing one fails on the worker. The same name twice for a workspace
-    is installed once (the last source wins). One task is enqueued per record, after commit.
+    is installed once (the last source wins). The relay publishes one task per record.
     """
     wanted: dict[tuple[object, str], tuple[Workspace, SourceSpec]] = {}
     for workspace, source in requests:
@@ -127,8 +123,7 @@ def plugin_install_bulk_request(*, requests: list[tuple[Workspace, str]]) -> lis
         InstalledPlugin.objects.bulk_create(to_create)
         if to_update:
             InstalledPlugin.objects.bulk_update(to_update, _REQUEST_FIELDS)
-        for plugin in plugins:
-            transaction.on_commit(_enqueue(plugin))
+            wake_on_commit()
     return plugins
 
 
@@ -142,92 +137,82 @@ def plugin_uninstall(*, workspace: Workspace, name: str) -> None:
         transaction.on_commit(lambda: remove_tree(path))
 
 
-def _short(reason: str) -> str:
-    return reason if len(reason) <= ERROR_MAX_CHARS else reason[: ERROR_MAX_CHARS - 1] + "…"
-
-
 def _record_failure(*, plugin_id: str, attempt: str, reason: str) -> None:
     """`failed`, or back to `installed` with the error when an older tree is still in place."""
     with transaction.atomic():
         plugin = InstalledPlugin.objects.select_for_update().filter(pk=plugin_id, attempt=attempt).first()
         if plugin is None:
             return  # superseded by a newer request, or uninstalled meanwhile
-        plugin.error = _short(reason)
+        plugin.error = short(reason, ERROR_MAX_CHARS)
         if plugin.installed_at is not None:
             plugin.status = PluginStatus.INSTALLED
             plugin.source = plugin.installed_source
         else:
             plugin.status = PluginStatus.FAILED
-        plugin.save(update_fields=["status", "error", "source", "updated_at"])
+        plugin.finished_at = timezone.now()
+        plugin.save(update_fields=["status", "error", "source", "finished_at", "updated_at"])
 
 
-def plugin_reap_lost_installs(*, now: datetime | None = None) -> int:
-    """Close installs left `installing` for longer than a worker can take on one (two fetch
-    timeouts and ten minutes, the age at which their staging folders are swept too): the
-    broker lost their message, or their worker died. Each ends like any failed attempt
-    (`failed`, or back to the tree still installed) with a reason saying so; a message that
-    turns up later finds the record no longer `installing` and does nothing."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=2 * settings.PLUGIN_FETCH_TIMEOUT_SECONDS + 600)
-    lost = InstalledPlugin.objects.filter(status=PluginStatus.INSTALLING, updated_at__lt=cutoff)
-    closed = 0
-    for plugin_id, attempt in lost.values_list("pk", "attempt"):
-        _record_failure(
-            plugin_id=str(plugin_id), attempt=str(attempt), reason="install lost: no worker finished it"
-        )
-        closed += 1
-    return closed
+class PluginInstallRunner(JobRunner):
+    """The worker side of an install: fetch into staging, validate, promote, record.
 
+    The plugin stays `installing` while it runs; success is recorded with the promotion (under
+    the row lock, only for the current request), failure by `_record_failure`.
+    """
 
-def plugin_install_run(*, plugin_id: str, attempt: str) -> None:
-    """The worker side of an install: fetch into staging, validate, promote, record."""
-    plugin = InstalledPlugin.objects.filter(pk=plugin_id, attempt=attempt).first()
-    if plugin is None or plugin.status != PluginStatus.INSTALLING:
-        return
-    destination = plugin_storage_path(workspace_id=plugin.workspace_id, name=plugin.name)
-    timeout = settings.PLUGIN_FETCH_TIMEOUT_SECONDS
-    manifests: list[PluginManifest] = []
+    kind = INSTALL
+    pending_statuses = (PluginStatus.INSTALLING,)
+    running_status = PluginStatus.INSTALLING
+    crash_message = "internal error while installing"
 
-    def validate(tree: Path) -> None:
-        manifests.append(manifest_read(tree, name=plugin.name))
+    def run(self, job: InstalledPlugin) -> None:
+        plugin, attempt = job, str(job.attempt)
+        destination = plugin_storage_path(workspace_id=plugin.workspace_id, name=plugin.name)
+        timeout = settings.PLUGIN_FETCH_TIMEOUT_SECONDS
+        manifests: list[PluginManifest] = []
 
-    try:
-        # Inside the try: whatever goes wrong, the record must not stay `installing` for ever.
-        remove_stale_staging(destination.parent, older_than_seconds=2 * timeout + 600)
-        spec = parse_source(plugin.source)
-        with stage_tree(
-            source=spec,
-            local_base=Path(settings.PLUGINS_DIR),
-            staging_parent=destination.parent,
-            max_bytes=settings.PLUGIN_MAX_TREE_BYTES,
-            max_files=DEFAULT_MAX_FILES,
-            timeout=timeout,
-            expected_sha256=plugin.requested_sha256 or None,
-            validate=validate,
-        ) as staged:
-            manifest = manifests[-1]
-            with transaction.atomic():
-                current = (
-                    InstalledPlugin.objects.select_for_update().filter(pk=plugin_id, attempt=attempt).first()
-                )
-                if current is None:
-                    return  # superseded or uninstalled: the staged tree is discarded
-                staged.promote(destination)
-                current.status = PluginStatus.INSTALLED
-                current.error = ""
-                current.installed_source = current.source
-                current.sha256 = staged.result.sha256
-                current.resolved_ref = staged.result.resolved_ref
-                current.installed_at = timezone.now()
-                for key in ("version", "description", "author", "tags", "runtimes", "skills"):
-                    setattr(current, key, getattr(manifest, key))
-                current.save()
-        logger.info("plugin %s installed in workspace %s", plugin.name, plugin.workspace_id)
-    except FetchError as exc:
-        logger.info("plugin %s install failed: %s", plugin.name, exc.reason)
-        _record_failure(plugin_id=plugin_id, attempt=attempt, reason=exc.reason)
-    except ApplicationError as exc:
-        _record_failure(plugin_id=plugin_id, attempt=attempt, reason=exc.message)
-    except Exception:
-        logger.exception("plugin %s install crashed", plugin.name)
-        _record_failure(plugin_id=plugin_id, attempt=attempt, reason="internal error while installing")
+        def validate(tree: Path) -> None:
+            manifests.append(manifest_read(tree, name=plugin.name))
+
+        try:
+            remove_stale_staging(destination.parent, older_than_seconds=2 * timeout + 600)
+            with stage_tree(
+                source=parse_source(plugin.source),
+                local_base=Path(settings.PLUGINS_DIR),
+                staging_parent=destination.parent,
+                max_bytes=settings.PLUGIN_MAX_TREE_BYTES,
+                max_files=DEFAULT_MAX_FILES,
+                timeout=timeout,
+                expected_sha256=plugin.requested_sha256 or None,
+                validate=validate,
+            ) as staged:
+                self._promote(plugin.pk, attempt, staged, manifests[-1], destination)
+        except FetchError as exc:
+            raise ApplicationError(exc.reason, code="fetch_failed") from None
+
+    @staticmethod
+    def _promote(
+        plugin_id: Any, attempt: str, staged: Any, manifest: PluginManifest, destination: Path
+    ) -> None:
+        with transaction.atomic():
+            current = (
+                InstalledPlugin.objects.select_for_update().filter(pk=plugin_id, attempt=attempt).first()
+            )
+            if current is None:
+                return  # superseded or uninstalled: the staged tree is discarded
+            staged.promote(destination)
+            current.status = PluginStatus.INSTALLED
+            current.error = ""
+            current.installed_source = current.source
+            current.sha256 = staged.result.sha256
+            current.resolved_ref = staged.result.resolved_ref
+            current.installed_at = current.finished_at = timezone.now()
+            for key in ("version", "description", "author", "tags", "runtimes", "skills"):
+                setattr(current, key, getattr(manifest, key))
+            current.save()
+
+    def succeed(self, job: InstalledPlugin) -> None:
+        pass  # recorded by `_promote`, with the tree
+
+    def fail(self, job: InstalledPlugin, *, code: str, message: str) -> None:
+        _record_failure(plugin_id=str(job.pk), attempt=str(job.attempt), reason=message)

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone as djtz
 
+from common.outbox import OutboxKind, OutboxRow, outbox_index, register
 from workspaces.models import Workspace
 
 PROMPT_MAX_CHARS = 32_000
@@ -77,7 +78,7 @@ class Schedule(models.Model):
         return self.name or f"{self.expression} ({self.timezone})"
 
 
-class ScheduleRun(models.Model):
+class ScheduleRun(OutboxRow):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.CRON)
@@ -116,6 +117,7 @@ class ScheduleRun(models.Model):
             # The reaper and /metrics count queued runs; retention deletes by age.
             models.Index(fields=["created_at"], condition=Q(status="queued"), name="run_queued_idx"),
             models.Index(fields=["created_at"], name="run_created_idx"),
+            outbox_index("run_relay_due_idx"),
         ]
 
     def __str__(self) -> str:
@@ -134,3 +136,14 @@ class SchedulerTick(models.Model):
 
     def __str__(self) -> str:
         return f"dispatcher tick {self.last_tick_at:%Y-%m-%d %H:%M:%S}"
+
+
+RUN = register(
+    OutboxKind(
+        label="schedules.run",
+        model=ScheduleRun,
+        task="schedules.execute_run",
+        # `running` too: a run whose worker died is published again when its lease ends.
+        active=Q(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)),
+    )
+)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
-from django.conf import settings
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone as djtz
 
@@ -13,7 +12,7 @@ from common.errors import NotFound
 from schedules import cron
 from schedules.models import RunStatus, Schedule, SchedulerTick, ScheduleRun
 from workspaces.models import Workspace
-from workspaces.selectors import DELIVERY_STALE_MARGIN_SECONDS, BusyState, workspace_busy_state
+from workspaces.selectors import BusyState, delivery_stale_before, workspace_busy_state
 
 PREVIEW_MAX_COUNT = 50
 # `after` of a preview: from here on (see PreviewInputSerializer).
@@ -54,7 +53,7 @@ def run_busy_state(*, workspace: Workspace, now: datetime | None = None) -> Busy
     """
     now = now or djtz.now()
     state = workspace_busy_state(workspace=workspace, now=now)
-    stale_before = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + DELIVERY_STALE_MARGIN_SECONDS)
+    stale_before = delivery_stale_before(now)
     running = ScheduleRun.objects.filter(
         schedule__workspace=workspace, status=RunStatus.RUNNING, started_at__gte=stale_before
     ).count()

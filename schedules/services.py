@@ -1,4 +1,4 @@
-"""Schedule writes: create/update/delete, run now, the dispatcher, the run itself and the reaper.
+"""Schedule writes: create/update/delete, run now, the dispatcher and the run itself.
 
 Views, admin actions and Celery tasks are thin wrappers around these functions.
 """
@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone as djtz
 
 from channels_app.models import Channel
 from channels_app.services import channel_send_service
+from common.db import retry_on_lost_connection
 from common.errors import ApplicationError, Conflict
 from observability.metrics import schedule_run_finished, schedule_run_started
 from schedules import cron
-from schedules.enqueue import enqueue_runs
 from schedules.models import (
     NAME_MAX_CHARS,
     PROMPT_MAX_CHARS,
@@ -45,10 +45,7 @@ logger = logging.getLogger(__name__)
 
 DISPATCH_BATCH_SIZE = 1000
 ADVANCE_GROUPS_MAX = 20
-# A run still `running` this long after the A2A timeout has lost its worker.
-RUN_LOST_MARGIN_SECONDS = 120
 BUSY_RECHECK_SECONDS = 5.0
-UNSENT_ERROR = "could not be queued: broker unavailable"
 EDITABLE_FIELDS = ("expression", "timezone", "prompt", "enabled", "name", "deliver_to")
 DELIVER_TO_MAX_ITEMS = 10
 
@@ -275,32 +272,14 @@ def schedule_delete(*, schedule: Schedule) -> None:
 # --- runs ----------------------------------------------------------------------------------------
 
 
-def _enqueue_runs(run_ids: Sequence[UUID]) -> None:
-    """Send one `schedules.execute_run` message per run (after the runs are committed).
-
-    If the broker cannot take them, the runs are closed as errors rather than left `queued`
-    forever; a message that did get through then finds its run closed and does nothing.
-    """
-    try:
-        enqueue_runs(run_ids)
-    except Exception:
-        logger.exception("could not send %d schedule run(s) to the broker", len(run_ids))
-        now = djtz.now()
-        for run in ScheduleRun.objects.filter(pk__in=run_ids, status=RunStatus.QUEUED):
-            _finish(
-                run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.QUEUED, error=UNSENT_ERROR
-            )
-
-
 @transaction.atomic
 def schedule_run_now(*, schedule: Schedule, now: datetime | None = None) -> ScheduleRun:
-    """Queue a manual run, whether the schedule is enabled or not (202 in the API)."""
+    """Queue a manual run, whether the schedule is enabled or not (202 in the API); the relay
+    publishes it once committed."""
     now = now or djtz.now()
-    run = ScheduleRun.objects.create(
+    return ScheduleRun.objects.create(
         schedule=schedule, trigger=RunTrigger.MANUAL, status=RunStatus.QUEUED, scheduled_for=now
     )
-    transaction.on_commit(partial(_enqueue_runs, [run.pk]))
-    return run
 
 
 class _SlotPlanner:
@@ -332,12 +311,12 @@ class _SlotPlanner:
 
 
 def schedule_dispatch_due(*, now: datetime | None = None, batch_size: int = DISPATCH_BATCH_SIZE) -> int:
-    """Claim due schedules, create one queued run each, advance them, then enqueue the runs.
+    """Claim due schedules, create one queued run each and advance them.
 
     Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers share the work
     instead of waiting or doubling it; the unique (schedule, scheduled_for) constraint is the
-    backstop. Runs are sent to the broker only after their batch has committed. Returns the
-    number of runs created.
+    backstop. The runs are the outbox: the relay publishes them once their batch has committed.
+    Returns the number of runs created.
     """
     now = now or djtz.now()
     planner = _SlotPlanner(now)
@@ -370,7 +349,6 @@ def schedule_dispatch_due(*, now: datetime | None = None, batch_size: int = DISP
                 ScheduleRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("pk", flat=True)
             )
             _advance(batch)
-            transaction.on_commit(partial(_enqueue_runs, inserted))
         created += len(inserted)
         if len(batch) < batch_size:
             break
@@ -442,17 +420,26 @@ def _finish(
     return bool(closed)
 
 
-def run_execute(*, run_id: UUID | str, now: datetime | None = None) -> float | None:
+def run_execute(*, run_id: UUID | str, now: datetime | None = None, resume: bool = False) -> float | None:
     """Execute one run: the body of `schedules.execute_run`, idempotent on the run id.
 
     Returns None when the run is done (or there was nothing to do), or the number of seconds
     to wait before trying again because the workspace is busy and the grace has not ended.
+    `resume`: the caller holds the job's claim for a new attempt (common.outbox), so a run left
+    `running` by an attempt that died is delivered again; otherwise it is left alone.
     """
     clock_now = now or djtz.now()
-    run = ScheduleRun.objects.select_related("schedule").filter(pk=run_id).first()
-    if run is None or run.status != RunStatus.QUEUED:
-        return None  # deleted with its schedule, or already claimed by another delivery of the task
+    run = ScheduleRun.objects.select_related("schedule__workspace").filter(pk=run_id).first()
+    if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return None  # deleted with its schedule, or finished by an earlier attempt
     schedule = run.schedule
+    if run.status == RunStatus.RUNNING:
+        if not resume:
+            return None  # another attempt is delivering it
+        # The attempt that claimed it died (worker killed, connection lost): the outcome is
+        # unknown, so deliver again with the same messageId rather than record a failure.
+        _deliver(run=run, schedule=schedule, workspace=schedule.workspace, now=now)
+        return None
     if run.trigger == RunTrigger.CRON and not schedule.enabled:
         _finish(
             run=run,
@@ -528,12 +515,15 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
         reply_text = reply.text
     except A2AError as exc:
         status, error, protocol = RunStatus.ERROR, exc.reason, exc.protocol
+    except DatabaseError:
+        raise  # the outbox runs the attempt again on a fresh connection
     except Exception:
         logger.exception("schedule run %s failed unexpectedly", run.pk)
         status, error = RunStatus.ERROR, "internal error"
     elapsed = timedelta(seconds=time.monotonic() - started)
     finished = (now + elapsed) if now is not None else djtz.now()
-    closed = _finish(
+    record = partial(
+        _finish,
         run=run,
         status=status,
         now=finished,
@@ -542,9 +532,11 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
         excerpt=excerpt,
         a2a_protocol=protocol,
     )
+    # The agent answered: record it rather than ask again.
+    closed = retry_on_lost_connection(record)
     if closed and schedule.deliver_to:
         result = reply_text if status == RunStatus.SUCCESS else f"failed: {error}"
-        run_deliver_result(run=run, schedule=schedule, text=result)
+        retry_on_lost_connection(partial(run_deliver_result, run=run, schedule=schedule, text=result))
 
 
 def run_deliver_result(*, run: ScheduleRun, schedule: Schedule, text: str) -> int:
@@ -563,38 +555,3 @@ def run_deliver_result(*, run: ScheduleRun, schedule: Schedule, text: str) -> in
         )
         queued += message is not None
     return queued
-
-
-def run_reap_stuck(*, now: datetime | None = None) -> int:
-    """Close lost runs as errors: left `running` past the A2A timeout plus a margin (their worker
-    died), or still `queued` past the busy grace, the A2A timeout and that margin (their broker
-    message was lost: a Redis without persistence restarted, say; a run still waiting for a busy
-    workspace is skipped well before that). A run closed here that a worker picks up later is
-    left alone: `run_execute` acts only on a queued run."""
-    now = now or djtz.now()
-    margin = timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + RUN_LOST_MARGIN_SECONDS)
-    queued_cutoff = now - margin - timedelta(seconds=settings.SCHEDULE_BUSY_GRACE_SECONDS)
-    closed = 0
-    running: Iterable[ScheduleRun] = ScheduleRun.objects.filter(
-        status=RunStatus.RUNNING, started_at__lt=now - margin
-    )
-    for run in running:
-        closed += int(
-            _finish(run=run, status=RunStatus.ERROR, now=now, from_status=RunStatus.RUNNING, error="run lost")
-        )
-    # A run a worker found busy counts from then (`busy_since`): its retries may have started
-    # late behind a backlog.
-    queued: Iterable[ScheduleRun] = ScheduleRun.objects.filter(status=RunStatus.QUEUED).filter(
-        Q(busy_since__isnull=True, created_at__lt=queued_cutoff) | Q(busy_since__lt=queued_cutoff)
-    )
-    for run in queued:
-        closed += int(
-            _finish(
-                run=run,
-                status=RunStatus.ERROR,
-                now=now,
-                from_status=RunStatus.QUEUED,
-                error="run lost before it started",
-            )
-        )
-    return closed

@@ -13,7 +13,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
+from common.jobs import Job, JobStatus
+from common.outbox import OutboxKind, outbox_index, register
 from workspaces.models import Workspace
+
+__all__ = ["BUNDLE_IMPORT", "TEMPLATE_IMPORT", "BundleImportJob", "JobStatus", "TemplateImportJob"]
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 
@@ -109,38 +113,25 @@ class TemplateFile(models.Model):
         return self.path
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class TemplateImportJob(models.Model):
+class TemplateImportJob(Job):
     """One `POST /templates/import` (or console import): fetched and stored by a Celery worker."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.CharField(max_length=500)
     replace = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     template = models.ForeignKey(
         WorkspaceTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs"
     )
-    code = models.CharField(max_length=64, blank=True, default="")
-    error = models.CharField(max_length=1000, blank=True, default="")
-    requested_by = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")
+        indexes = [outbox_index("template_import_job_due")]
 
     def __str__(self) -> str:
         return f"{self.source} ({self.status})"
 
 
-class BundleImportJob(models.Model):
+class BundleImportJob(Job):
     """A bundle uploaded in the admin console, imported by a Celery worker."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -150,22 +141,32 @@ class BundleImportJob(models.Model):
     parent = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Schedules keep their `enabled` only when the uploader asked for it (see bundle_import).
     activate = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     root = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     count = models.PositiveIntegerField(default=0)
     missing_secrets = models.JSONField(default=list, blank=True)
-    code = models.CharField(max_length=64, blank=True, default="")
-    error = models.CharField(max_length=1000, blank=True, default="")
-    requested_by = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")
+        indexes = [outbox_index("bundle_import_job_due")]
 
     def __str__(self) -> str:
         return f"{self.filename or 'bundle'} ({self.status})"
+
+
+_WAITING = models.Q(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+TEMPLATE_IMPORT = register(
+    OutboxKind(
+        label="templates.import",
+        model=TemplateImportJob,
+        task="templates.run_template_import",
+        active=_WAITING,
+    )
+)
+BUNDLE_IMPORT = register(
+    OutboxKind(
+        label="bundles.import", model=BundleImportJob, task="templates.run_bundle_import", active=_WAITING
+    )
+)
 
 
 class WorkspaceOrigin(models.Model):

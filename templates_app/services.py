@@ -10,10 +10,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from common.errors import ApplicationError, Conflict
 from common.fetch import FetchError, parse_source, remove_stale_staging, stage_tree
+from common.jobs import JobRunner
 from common.safe_yaml import MAX_YAML_BYTES
 from templates_app.bundles import BundleImportResult, bundle_import
 from templates_app.folders import (
@@ -24,8 +24,9 @@ from templates_app.folders import (
     template_read_folder,
 )
 from templates_app.models import (
+    BUNDLE_IMPORT,
+    TEMPLATE_IMPORT,
     BundleImportJob,
-    JobStatus,
     TemplateFile,
     TemplateImportJob,
     WorkspaceTemplate,
@@ -37,13 +38,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BundleImportResult",
+    "BundleImportRunner",
     "OrgImportResult",
+    "TemplateImportRunner",
     "bundle_import",
     "bundle_import_job_create",
-    "bundle_import_job_run",
     "org_import",
     "template_import_job_create",
-    "template_import_job_run",
     "template_store",
     "template_sync_dir",
 ]
@@ -130,15 +131,10 @@ def template_source_check(source: Any) -> str:
 def template_import_job_create(
     *, source: str, replace: bool = False, requested_by: str = ""
 ) -> TemplateImportJob:
-    """Record the job and queue it for a worker once the row is committed."""
-    from templates_app.tasks import run_template_import
-
-    job = TemplateImportJob.objects.create(
+    """Record the job; the relay publishes it once the row is committed."""
+    return TemplateImportJob.objects.create(
         source=template_source_check(source), replace=replace, requested_by=requested_by
     )
-    job_id = str(job.pk)
-    transaction.on_commit(lambda: run_template_import.delay(job_id))
-    return job
 
 
 def _fetch_and_read(source: str) -> tuple[TemplateData, str]:
@@ -170,32 +166,15 @@ def _fetch_and_read(source: str) -> tuple[TemplateData, str]:
     return data, str(spec)
 
 
-def template_import_job_run(*, job_id: Any) -> TemplateImportJob:
-    """Run one import job (idempotent: a finished job is left alone)."""
-    with transaction.atomic():
-        job = TemplateImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            return job
-        job.status = JobStatus.RUNNING
-        job.started_at = timezone.now()
-        job.save(update_fields=["status", "started_at"])
-    try:
+class TemplateImportRunner(JobRunner):
+    """Fetch, read and store one template (an import job)."""
+
+    kind = TEMPLATE_IMPORT
+    crash_message = "The import failed unexpectedly."
+
+    def run(self, job: TemplateImportJob) -> None:
         data, recorded_source = _fetch_and_read(job.source)
-        template, _ = template_store(data=data, source=recorded_source, replace=job.replace)
-    except ApplicationError as exc:
-        job.status, job.code, job.error = JobStatus.FAILED, exc.code, exc.message[:1000]
-    except Exception:
-        logger.exception("template import job %s failed", job.pk)
-        job.status, job.code, job.error = (
-            JobStatus.FAILED,
-            "internal_error",
-            "The import failed unexpectedly.",
-        )
-    else:
-        job.status, job.template, job.code, job.error = JobStatus.SUCCEEDED, template, "", ""
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "template", "code", "error", "finished_at"])
-    return job
+        job.template, _ = template_store(data=data, source=recorded_source, replace=job.replace)
 
 
 def bundle_import_job_create(
@@ -206,46 +185,33 @@ def bundle_import_job_create(
     activate: bool = False,
     requested_by: str = "",
 ) -> BundleImportJob:
-    from templates_app.tasks import run_bundle_import
-
-    job = BundleImportJob.objects.create(
+    """Record the job; the relay publishes it once the row is committed."""
+    return BundleImportJob.objects.create(
         payload=payload, filename=filename[:255], parent=parent, activate=activate, requested_by=requested_by
     )
-    job_id = str(job.pk)
-    transaction.on_commit(lambda: run_bundle_import.delay(job_id))
-    return job
 
 
-def bundle_import_job_run(*, job_id: Any) -> BundleImportJob | None:
-    with transaction.atomic():
-        job = BundleImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            return job
-        job.status = JobStatus.RUNNING
-        job.started_at = timezone.now()
-        job.save(update_fields=["status", "started_at"])
-    try:
+class BundleImportRunner(JobRunner):
+    """Import one uploaded bundle; the payload is dropped once the job has finished."""
+
+    kind = BUNDLE_IMPORT
+    crash_message = "The import failed unexpectedly."
+
+    def run(self, job: BundleImportJob) -> None:
         parent = None
         if job.parent_id is not None:
             parent = Workspace.objects.filter(pk=job.parent_id).first()
             if parent is None:
                 raise ApplicationError("The parent workspace no longer exists.", code="invalid_parent")
         result = bundle_import(bundle=job.payload, parent=parent, activate=job.activate)
-    except ApplicationError as exc:
-        job.status, job.code, job.error = JobStatus.FAILED, exc.code, exc.message[:1000]
-    except Exception:
-        logger.exception("bundle import job %s failed", job.pk)
-        job.status, job.code, job.error = (
-            JobStatus.FAILED,
-            "internal_error",
-            "The import failed unexpectedly.",
-        )
-    else:
-        job.status = JobStatus.SUCCEEDED
         job.root_id = result.root_id
         job.count = len(result.workspaces)
         job.missing_secrets = result.missing_secrets
-    job.payload = None
-    job.finished_at = timezone.now()
-    job.save()
-    return job
+
+    def succeed(self, job: BundleImportJob) -> None:
+        job.payload = None
+        super().succeed(job)
+
+    def fail(self, job: BundleImportJob, *, code: str, message: str) -> None:
+        job.payload = None
+        super().fail(job, code=code, message=message)

@@ -1,17 +1,18 @@
-"""Celery tasks: thin wrappers taking ids, so a redelivered task finds the job already done."""
+"""Celery tasks: thin wrappers taking ids and the relay's attempt number (common.outbox), so a
+redelivered message finds the job claimed or done and does nothing."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from templates_app import services
+from templates_app.services import BundleImportRunner, TemplateImportRunner
 
 
-@shared_task(name="templates.run_template_import", acks_late=True)
-def run_template_import(job_id: str) -> None:
-    services.template_import_job_run(job_id=job_id)
+@shared_task(name="templates.run_template_import", acks_late=True, ignore_result=True)
+def run_template_import(job_id: str, attempt: int) -> None:
+    TemplateImportRunner.execute(pk=job_id, attempt=int(attempt))
 
 
-@shared_task(name="templates.run_bundle_import", acks_late=True)
-def run_bundle_import(job_id: str) -> None:
-    services.bundle_import_job_run(job_id=job_id)
+@shared_task(name="templates.run_bundle_import", acks_late=True, ignore_result=True)
+def run_bundle_import(job_id: str, attempt: int) -> None:
+    BundleImportRunner.execute(pk=job_id, attempt=int(attempt))

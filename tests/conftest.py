@@ -26,13 +26,11 @@ def network_guard() -> Iterator[NetworkGuard]:
 
 @pytest.fixture(autouse=True)
 def fresh_inbound_hot_path() -> Iterator[None]:
-    """Each test starts with no remembered webhook route, and leaves no task publish pending in
-    the inbound batcher (it would reach the next test's broker queue)."""
-    from channels_app import batcher, ingest
+    """Each test starts with no remembered webhook route."""
+    from channels_app import ingest
 
     ingest.verified_routes.clear()
     yield
-    assert batcher.inbound_batcher.flush(), "the inbound batcher could not send what it holds"
 
 
 @pytest.fixture
@@ -79,11 +77,21 @@ def as_agent(api, agent_token) -> APIClient:
 
 @pytest.fixture
 def celery_worker(transactional_db):
-    """A real Celery worker process on the test database and the test broker."""
+    """A real Celery worker process and a real relay process (`manage.py run_relay`) on the test
+    database and the test broker."""
     from tests.support.worker import run_worker
 
     with run_worker() as process:
         yield process
+
+
+@pytest.fixture
+def run_jobs(monkeypatch):
+    """`run_jobs()`: what the relay would publish now, run in this process (Celery's eager
+    mode), until nothing is due; returns how many tasks ran."""
+    from tests.support.worker import run_due_jobs
+
+    return run_due_jobs
 
 
 @pytest.fixture
@@ -104,3 +112,47 @@ def fake_http():
 
     with FakeHttpServer() as server:
         yield server
+
+
+@pytest.fixture
+def broker():
+    """The test broker's default queue (tests/support/worker.BrokerQueue), empty at the start
+    and at the end of the test."""
+    from django.conf import settings
+
+    from tests.support.worker import BrokerQueue
+
+    queue = BrokerQueue(settings.CELERY_BROKER_URL)
+    queue.redis.delete("celery")
+    yield queue
+    queue.redis.delete("celery")
+
+
+class QueuedInstalls(list):
+    """(plugin id,) of every install the relay has yet to publish, read from the rows (the
+    outbox) at each access; `clear()` plays the relay having published them."""
+
+    def _rows(self):
+        from plugins_app.models import INSTALL, InstalledPlugin
+
+        return InstalledPlugin.objects.filter(INSTALL.active, relay_due_at__isnull=False, publish_attempt=0)
+
+    def _items(self) -> list[tuple[str]]:
+        return [(str(pk),) for pk in self._rows().order_by("created_at", "id").values_list("pk", flat=True)]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __eq__(self, other: object) -> bool:
+        return self._items() == list(other)  # type: ignore[call-overload]
+
+    def clear(self) -> None:
+        self._rows().update(relay_due_at=None)
+
+
+@pytest.fixture
+def queued_installs(db) -> QueuedInstalls:
+    return QueuedInstalls()

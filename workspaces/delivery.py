@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from common.db import retry_on_lost_connection
 from observability.metrics import agent_call_timer
 from workspaces import a2a_protocol
 from workspaces.a2a import PROTOCOL_0_3, PROTOCOL_1_0, A2AError, A2AReply, a2a_send
@@ -48,7 +49,8 @@ def deliver_prompt(
                 return send(workspace.a2a_protocol)
             return _send_auto(workspace=workspace, send=send)
     finally:
-        AgentDelivery.objects.filter(pk=marker.pk).delete()
+        # The agent may have answered: a connection lost meanwhile must not lose the answer.
+        retry_on_lost_connection(AgentDelivery.objects.filter(pk=marker.pk).delete)
 
 
 def _send_auto(*, workspace: Workspace, send: Callable[[str], A2AReply]) -> A2AReply:

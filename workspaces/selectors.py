@@ -67,9 +67,17 @@ class BusyState:
         return f"workspace busy: {self.active}/{self.capacity} tasks active"
 
 
+def delivery_stale_before(now: datetime) -> datetime:
+    """In-flight markers (and running runs) older than this no longer count as busy: past the A2A
+    timeout and a margin, or past the job lease, after which the relay hands the job to another
+    worker (a killed worker's marker must not block that attempt)."""
+    seconds = min(settings.A2A_TIMEOUT_SECONDS + DELIVERY_STALE_MARGIN_SECONDS, settings.OUTBOX_LEASE_SECONDS)
+    return now - timedelta(seconds=seconds)
+
+
 def workspace_busy_state(*, workspace: Workspace, now: datetime | None = None) -> BusyState:
     now = now or timezone.now()
-    stale_before = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + DELIVERY_STALE_MARGIN_SECONDS)
+    stale_before = delivery_stale_before(now)
     in_flight = AgentDelivery.objects.filter(workspace=workspace, started_at__gte=stale_before).count()
     reported = 0
     fresh = timedelta(seconds=settings.WORKSPACE_HEARTBEAT_FRESH_SECONDS)

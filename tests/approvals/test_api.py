@@ -435,15 +435,17 @@ def test_deciding_a_swept_approval_is_expired(as_admin, workspace, approval):
     assert response.json()["code"] == "expired"
 
 
-def test_decide_enqueues_one_notification_after_commit(
-    as_admin, workspace, approval, django_capture_on_commit_callbacks, monkeypatch
-):
-    sent: list[str] = []
-    monkeypatch.setattr("approvals.tasks.notify_agent.delay", lambda approval_id: sent.append(approval_id))
-    with django_capture_on_commit_callbacks(execute=True):
+def test_decide_publishes_one_notification(as_admin, workspace, approval):
+    from common.outbox import relay_pass
+    from tests.support.worker import CaptureTasks
+
+    with CaptureTasks() as sent:
+        assert relay_pass() == 0  # pending: nothing to tell yet
         as_admin.post(url(workspace, f"/{approval.id}/decide"), {"decision": "approve"}, format="json")
         as_admin.post(url(workspace, f"/{approval.id}/decide"), {"decision": "approve"}, format="json")
-    assert sent == [str(approval.id)]
+        assert relay_pass() == 1
+        assert relay_pass() == 0
+    assert sent == [("approvals.notify_agent", [str(approval.id), 1])]
 
 
 # --- pending queue (admin) ------------------------------------------------------------------------------

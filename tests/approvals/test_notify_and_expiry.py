@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework.test import APIClient
 
 from approvals import services, tasks
@@ -15,6 +14,7 @@ from approvals.models import Approval, ApprovalEvent, ApprovalStatus
 from tests.approvals.conftest import a2a_ok, make_approval
 from tests.support.factories import bearer, make_admin_token, make_workspace
 from tests.support.fake_http import FakeResponse
+from tests.support.worker import CLOSED_BROKER_URL, CaptureTasks, run_due_jobs
 from tokens.principal import Principal
 from workspaces.a2a import A2AError
 
@@ -47,8 +47,9 @@ def test_decision_notifies_the_agent_once(agent_workspace, echo_agent):
         approval=approval, decision="approve", actor=OPERATOR, option="b", note="go ahead"
     )
 
-    assert tasks.notify_agent.apply(args=[str(approval.id)]).get() == "sent"
-    assert tasks.notify_agent.apply(args=[str(approval.id)]).get() == "skipped"
+    assert run_due_jobs() == 1
+    assert run_due_jobs() == 0
+    tasks.notify_agent.apply(args=[str(approval.id), 1])  # a duplicate message of that attempt
 
     assert len(echo_agent.received) == 1
     message = echo_agent.received[0]
@@ -125,8 +126,7 @@ def test_task_retries_transient_failures_then_succeeds(workspace, fake_http, set
     approval = make_approval(workspace)
     services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
 
-    result = tasks.notify_agent.apply(args=[str(approval.id)])
-    assert result.get() == "sent"
+    assert run_due_jobs() == 3  # each retry: the row due again after its (zero) backoff
     assert len(fake_http.requests) == 3
     assert Approval.objects.get(pk=approval.pk).notified_at is not None
 
@@ -154,8 +154,9 @@ def test_permanent_failure_is_not_retried(workspace, settings):
     approval = make_approval(workspace)
     services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
 
-    assert tasks.notify_agent.apply(args=[str(approval.id)]).get() == "failed"
+    assert run_due_jobs() == 1
     assert Approval.objects.get(pk=approval.pk).notify_error == "workspace has no agent url"
+    assert run_due_jobs() == 0
 
 
 def test_retry_delay_backs_off_and_is_capped(settings):
@@ -166,7 +167,7 @@ def test_retry_delay_backs_off_and_is_capped(settings):
 # --- expiry -------------------------------------------------------------------------------------------
 
 
-def test_sweep_marks_only_lapsed_pending_approvals_expired(workspace, django_capture_on_commit_callbacks):
+def test_sweep_marks_only_lapsed_pending_approvals_expired(workspace):
     lapsed = make_approval(workspace, action="lapsed")
     fresh = make_approval(workspace, action="fresh")
     approved = make_approval(workspace, action="approved")
@@ -174,9 +175,10 @@ def test_sweep_marks_only_lapsed_pending_approvals_expired(workspace, django_cap
     _lapse(lapsed)
     _lapse(approved)
 
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert services.approval_expire_due() == 1
-    assert len(callbacks) == 1, "one notification per expired approval"
+    Approval.objects.filter(pk=approved.pk).update(relay_due_at=None)  # its notice was handled
+    assert services.approval_expire_due() == 1
+    due = Approval.objects.filter(relay_due_at__isnull=False).values_list("pk", flat=True)
+    assert list(due) == [lapsed.pk], "one notice per expired approval"
 
     assert Approval.objects.get(pk=lapsed.pk).status == ApprovalStatus.EXPIRED
     assert Approval.objects.get(pk=fresh.pk).status == ApprovalStatus.PENDING
@@ -204,8 +206,8 @@ def test_expiry_notification_tells_the_agent_once(agent_workspace, echo_agent):
     approval = make_approval(agent_workspace)
     _lapse(approval)
     tasks.expire_due.apply().get()
-    assert tasks.notify_agent.apply(args=[str(approval.id)]).get() == "sent"
-    assert tasks.notify_agent.apply(args=[str(approval.id)]).get() == "skipped"
+    assert run_due_jobs() == 1
+    assert run_due_jobs() == 0
     assert len(echo_agent.received) == 1
     message = echo_agent.received[0]
     assert message["metadata"]["status"] == "expired"
@@ -223,90 +225,47 @@ def test_sweep_is_scheduled_in_beat():
 # --- broker outages ---------------------------------------------------------------------------------
 
 
-def _broker_down(*args, **kwargs):
-    raise KombuOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
-
 @pytest.mark.django_db(transaction=True)
-def test_decision_stands_when_the_broker_is_down(monkeypatch):
-    # The on_commit publish used to raise after the commit: a 500 for a decision that had been
-    # taken (a retry then got 409), and an agent that was never told.
-    workspace = make_workspace("alpha")
+def test_decision_stands_when_the_broker_is_down_and_the_notice_leaves_once_it_is_back(broker, echo_agent):
+    """The decision never touches the broker: 200 whatever its state. The relay, pointed at a
+    dead broker, leaves the notice due; once the broker is back it publishes it, once."""
+    from celery import current_app
+
+    from common.outbox import BROKER_ERRORS, relay_pass
+
+    workspace = make_workspace("alpha", url=echo_agent.url)
     approval = make_approval(workspace)
     client = APIClient()
     client.credentials(**bearer(make_admin_token("root")))
-    monkeypatch.setattr(tasks.notify_agent, "delay", _broker_down)
     response = client.post(
         f"/workspaces/{workspace.id}/approvals/{approval.id}/decide", {"decision": "approve"}, format="json"
     )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "approved"
+    with current_app.connection_for_write(url=CLOSED_BROKER_URL) as dead, pytest.raises(BROKER_ERRORS):
+        relay_pass(producer=current_app.amqp.Producer(dead))
     row = Approval.objects.get(pk=approval.pk)
-    assert row.status == ApprovalStatus.APPROVED and row.notified_at is None
+    assert (row.status, row.notified_at, row.publish_attempt) == (ApprovalStatus.APPROVED, None, 0)
+    assert relay_pass() == 1
+    assert relay_pass() == 0
+    assert [(m["headers"]["task"], m["args"]) for m in broker.messages()] == [
+        ("approvals.notify_agent", [str(approval.id), 1])
+    ]
 
 
-def test_sweep_requeues_notifications_that_never_left(workspace, monkeypatch):
-    published: list[str] = []
-    monkeypatch.setattr(tasks.notify_agent, "delay", published.append)
-    orphan = make_approval(workspace, action="orphan")
-    services.approval_decide(approval=orphan, decision="approve", actor=OPERATOR)
-    lapsed = make_approval(workspace, action="lapsed")
-    _lapse(lapsed)
-    services.approval_expire_due()
-    told = make_approval(workspace, action="told")
-    services.approval_decide(approval=told, decision="reject", actor=OPERATOR)
-    Approval.objects.filter(pk=told.pk).update(notified_at=timezone.now())
-    failed = make_approval(workspace, action="failed")
-    services.approval_decide(approval=failed, decision="reject", actor=OPERATOR)
-    Approval.objects.filter(pk=failed.pk).update(notify_error="agent answered 404")
-    make_approval(workspace, action="still pending")
+def test_a_notice_whose_worker_died_is_sent_again_after_the_lease(agent_workspace, echo_agent, settings):
+    """Published, claimed, never finished (the worker was killed): once the lease is over the
+    relay publishes it again and the agent is told once."""
+    from approvals.models import NOTICE
+    from common.outbox import outbox_claim, relay_pass
 
-    window = timedelta(seconds=services.notification_window_seconds())
-    assert window >= timedelta(hours=1), "covers every retry of the default backoff"
-    now = timezone.now()
-    # Within the window a retry may still be on its way: nothing is requeued.
-    assert services.approval_requeue_unsent(now=now + window - timedelta(seconds=5)) == 0
-    assert services.approval_requeue_unsent(now=now + window + timedelta(seconds=5)) == 2
-    assert sorted(published) == sorted([str(orphan.id), str(lapsed.id)])
-
-    # A task that is sending right now (fresh claim) is left alone.
-    published.clear()
-    Approval.objects.filter(pk=orphan.pk).update(notify_claimed_at=now + window)
-    assert services.approval_requeue_unsent(now=now + window + timedelta(seconds=5)) == 1
-    assert published == [str(lapsed.id)]
-
-
-def test_requeue_counts_expired_approvals_from_their_sweep(workspace, monkeypatch):
-    # Beat was down for a day: the approval lapsed long ago but was only just swept, so its
-    # notify task (published by that sweep) may still be retrying; it is not an orphan yet.
-    published: list[str] = []
-    monkeypatch.setattr(tasks.notify_agent, "delay", published.append)
-    approval = make_approval(workspace)
-    Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(days=1))
-    services.approval_expire_due()
-    assert services.approval_requeue_unsent() == 0
-    later = timezone.now() + timedelta(seconds=services.notification_window_seconds() + 5)
-    assert services.approval_requeue_unsent(now=later) == 1
-    assert published == [str(approval.id)]
-
-
-def test_requeue_stops_while_the_broker_is_still_down(workspace, monkeypatch):
-    for index in range(3):
-        approval = make_approval(workspace, action=f"a{index}")
-        services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
-    monkeypatch.setattr(tasks.notify_agent, "delay", _broker_down)
-    later = timezone.now() + timedelta(seconds=services.notification_window_seconds() + 5)
-    assert services.approval_requeue_unsent(now=later) == 0
-
-
-def test_requeued_notification_is_sent_once(agent_workspace, echo_agent, monkeypatch):
     approval = make_approval(agent_workspace)
-    monkeypatch.setattr(tasks.notify_agent, "delay", _broker_down)
     services.approval_decide(approval=approval, decision="approve", actor=OPERATOR)
-    published: list[str] = []
-    monkeypatch.setattr(tasks.notify_agent, "delay", published.append)
-    later = timezone.now() + timedelta(seconds=services.notification_window_seconds() + 5)
-    assert services.approval_requeue_unsent(now=later) == 1
-    assert tasks.notify_agent.apply(args=published).get() == "sent"
-    assert services.approval_requeue_unsent(now=later) == 0
-    assert len(echo_agent.received) == 1
+    with CaptureTasks() as sent:
+        assert relay_pass() == 1
+    assert outbox_claim(kind=NOTICE, pk=approval.pk, attempt=1) is not None  # ...then the kill
+    assert run_due_jobs() == 0  # within the lease
+    Approval.objects.filter(pk=approval.pk).update(relay_due_at=timezone.now())  # the lease ends
+    assert run_due_jobs() == 1
+    assert len(echo_agent.received) == 1 and sent == [("approvals.notify_agent", [str(approval.id), 1])]
+    assert Approval.objects.get(pk=approval.pk).notified_at is not None

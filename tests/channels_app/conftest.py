@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 
 import pytest
-from django.conf import settings
-
-from channels_app import batcher
-from tests.channels_app.helpers import BrokerQueue
 
 
-@pytest.fixture
-def broker() -> Iterator[BrokerQueue]:
-    """The test broker's default queue, empty at the start and at the end of the test."""
-    queue = BrokerQueue(settings.CELERY_BROKER_URL)
-    queue.redis.delete("celery")
-    yield queue
-    batcher.inbound_batcher.flush()  # what the test left pending goes before the queue is emptied
-    queue.redis.delete("celery")
+class DueJobs(Sequence):
+    """(task name, message id) of every stored message the relay is to publish, oldest first:
+    what the webhook handed over (read from the rows, the outbox, at each access)."""
+
+    def _items(self) -> list[tuple[str, str]]:
+        from channels_app.models import INBOUND, OUTBOUND, ChannelMessage
+
+        items = []
+        for kind in (INBOUND, OUTBOUND):
+            rows = (
+                ChannelMessage.objects.filter(kind.active, relay_due_at__isnull=False, publish_attempt=0)
+                .order_by("created_at", "id")
+                .values_list("created_at", "id")
+            )
+            items += [(created, kind.task, str(pk)) for created, pk in rows]
+        return [(task, pk) for _, task, pk in sorted(items)]
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._items()[index]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __eq__(self, other: object) -> bool:
+        return self._items() == list(other)  # type: ignore[call-overload]
+
+    def __repr__(self) -> str:
+        return repr(self._items())
 
 
 @pytest.fixture
@@ -33,13 +49,5 @@ def frozen_clock(monkeypatch):
 
 
 @pytest.fixture
-def handed_over(monkeypatch) -> list[tuple[str, str]]:
-    """(task name, message id) of every publish the webhook hands to the inbound batcher, in
-    order; recorded instead of published."""
-    handed: list[tuple[str, str]] = []
-
-    def record(task, message_ids):
-        handed.extend((task.name, message_id) for message_id in message_ids)
-
-    monkeypatch.setattr(batcher.inbound_batcher, "submit", record)
-    return handed
+def handed_over(db) -> DueJobs:
+    return DueJobs()

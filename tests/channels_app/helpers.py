@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from channels_app.models import Channel
 from channels_app.services import channel_create
+from tests.support.worker import CLOSED_BROKER_URL, BrokerQueue  # noqa: F401 - used by the tests
 
 TELEGRAM_TOKEN = "123456:AAEhBP0av28P2aqsU4L5Zq9ZsS6IcX1Yw1E"
 TELEGRAM_SECRET = "s3cret-header-value_0123456789"
@@ -130,38 +131,3 @@ def lark_message_event(token: str, event_id: str = "ev-1", text: str = "hi") -> 
 
 def rfc8032_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET)
-
-
-# Nothing listens there: a broker outage without touching the shared Redis.
-CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"
-
-
-class BrokerQueue:
-    """The test Redis db seen as Celery's default queue: what was published, oldest first."""
-
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self.redis = redis.Redis.from_url(url)
-
-    def messages(self, queue: str = "celery") -> list[dict[str, Any]]:
-        """Decoded messages, after the inbound batcher has sent what it holds."""
-        import base64
-
-        from channels_app.batcher import inbound_batcher
-
-        assert inbound_batcher.flush(), "the inbound batcher could not send its messages"
-        decoded = []
-        for raw in reversed(self.redis.lrange(queue, 0, -1)):  # LPUSH: newest first
-            envelope = json.loads(raw)
-            args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-            decoded.append(
-                {
-                    "headers": envelope["headers"],
-                    "properties": envelope["properties"],
-                    "content_type": envelope["content-type"],
-                    "args": args,
-                    "kwargs": kwargs,
-                }
-            )
-        return decoded

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from channels_app import services, tasks
+from channels_app import services
 from channels_app.models import Channel, ChannelMessage
 from tests.channels_app.helpers import (
     CLOSED_BROKER_URL,
@@ -250,46 +250,43 @@ def test_webhook_other_methods_are_405(client):
     assert response.json()["code"] == "method_not_allowed"
 
 
-def test_broker_down_still_answers_200_and_the_sweep_requeues(client, workspace, monkeypatch):
-    """A real outage: the publisher points at a closed port. The webhook still answers 200 with
-    the row stored; the sweep re-publishes it (and a stale outbound message) once it is old."""
-    from datetime import timedelta
+def test_broker_down_still_answers_200_and_the_relay_publishes_later(client, workspace, broker):
+    """A real outage: the relay's producer points at a closed port. The webhook answers 200 with
+    the row stored (it never touches the broker); the relay's pass fails and leaves the row due;
+    once the broker is back the next pass publishes it, once."""
+    from celery import current_app
 
-    from django.utils import timezone
+    from common.outbox import BROKER_ERRORS, relay_pass
 
-    from channels_app import publisher
-
-    monkeypatch.setattr(publisher, "default_publisher", publisher.TaskPublisher(url=CLOSED_BROKER_URL))
     channel = telegram_channel(workspace)
-    # A publish that fails is logged, not raised (the webhook already answered with the row stored).
-    services.enqueue(tasks.process_inbound, "00000000-0000-0000-0000-000000000000")
     assert post_telegram(client, telegram_update(1)).status_code == 200
     message = ChannelMessage.objects.get(channel=channel)
-    assert (message.status, message.attempts) == ("received", 0)
-    sent: list[str] = []
-    monkeypatch.setattr(services, "enqueue", lambda task, message_id: sent.append((task.name, message_id)))
-    assert services.message_requeue_stale(older_than_seconds=60) == 0  # too recent
-    ChannelMessage.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    outbound = services.channel_send(channel=channel, text="x", chat_id="1")
-    ChannelMessage.objects.filter(pk=outbound.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    assert services.message_requeue_stale(older_than_seconds=60) == 2
-    assert sorted(sent) == sorted(
-        [("channels.process_inbound", str(message.pk)), ("channels.send_message", str(outbound.pk))]
-    )
+    assert (message.status, message.attempts, message.publish_attempt) == ("received", 0, 0)
+    with current_app.connection_for_write(url=CLOSED_BROKER_URL) as dead, pytest.raises(BROKER_ERRORS):
+        relay_pass(producer=current_app.amqp.Producer(dead))
+    message.refresh_from_db()
+    assert (message.publish_attempt, message.published_at) == (0, None)
+    assert broker.messages() == []
+    assert relay_pass() == 1
+    assert relay_pass() == 0
+    assert [(m["headers"]["task"], m["args"]) for m in broker.messages()] == [
+        ("channels.process_inbound", [str(message.pk), 1])
+    ]
 
 
-def test_accepted_update_is_published_once_to_the_broker(
-    client, workspace, broker, django_capture_on_commit_callbacks
-):
-    """The webhook's task reaches Redis as Celery's own message: one per accepted update, none
-    for a duplicate."""
+def test_accepted_update_is_published_once_to_the_broker(client, workspace, broker):
+    """The relay publishes the webhook's row as Celery's own message: one per accepted update,
+    none for a duplicate, none again on the next pass."""
+    from common.outbox import relay_pass
+
     channel = telegram_channel(workspace)
     for _ in range(2):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert post_telegram(client, telegram_update(77, text="hi")).status_code == 200
+        assert post_telegram(client, telegram_update(77, text="hi")).status_code == 200
+    assert relay_pass() == 1
+    assert relay_pass() == 0
     message = ChannelMessage.objects.get(channel=channel)
     assert [(m["headers"]["task"], m["args"]) for m in broker.messages()] == [
-        ("channels.process_inbound", [str(message.pk)])
+        ("channels.process_inbound", [str(message.pk), 1])
     ]
 
 

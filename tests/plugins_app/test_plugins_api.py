@@ -8,12 +8,14 @@ import tarfile
 
 import pytest
 
+from common.outbox import relay_pass
 from plugins_app import services
 from plugins_app.models import InstalledPlugin
 from tests.plugins_app.conftest import SHA, archive_of, plugin_files
 from tests.plugins_app.helpers import install_now
 from tests.support.factories import bearer, make_workspace, make_workspace_token
 from tests.support.fake_http import FakeResponse
+from tests.support.worker import run_due_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -85,16 +87,14 @@ def test_available_is_filtered_by_workspace_runtime(api, plugin_dirs, admin_toke
 # --- install requests ------------------------------------------------------------------------------
 
 
-def test_install_answers_202_and_enqueues_after_commit(
-    as_agent, workspace, plugin_dirs, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks() as callbacks:
-        response = as_agent.post(f"/workspaces/{workspace.pk}/plugins", {"source": "local://web-search"})
+def test_install_answers_202_and_is_stored_for_the_relay(as_agent, workspace, plugin_dirs):
+    response = as_agent.post(f"/workspaces/{workspace.pk}/plugins", {"source": "local://web-search"})
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "installing" and body["name"] == "web-search"
     assert body["source"] == "local://web-search" and body["sha256"] is None
-    assert len(callbacks) == 1
+    plugin = InstalledPlugin.objects.get()
+    assert (plugin.relay_due_at is not None, plugin.publish_attempt) == (True, 0)  # due, not yet sent
 
 
 @pytest.mark.parametrize(
@@ -132,26 +132,27 @@ def test_install_body_limit_edge(as_agent, workspace, plugin_dirs):
     assert over.json()["code"] == "payload_too_large"
 
 
-def test_bulk_request_creates_updates_and_enqueues_once_per_record(
-    workspace, other_workspace, plugin_dirs, django_capture_on_commit_callbacks
+def test_bulk_request_creates_updates_and_publishes_once_per_record(
+    workspace, other_workspace, plugin_dirs, broker
 ):
     existing = install_now(workspace, "local://web-search")
-    with django_capture_on_commit_callbacks() as callbacks:
-        plugins = services.plugin_install_bulk_request(
-            requests=[
-                (workspace, "local://web-search"),
-                (workspace, "github://acme/tools#v1"),
-                (other_workspace, "local://web-search"),
-                (other_workspace, "local://web-search"),
-            ]
-        )
+    plugins = services.plugin_install_bulk_request(
+        requests=[
+            (workspace, "local://web-search"),
+            (workspace, "github://acme/tools#v1"),
+            (other_workspace, "local://web-search"),
+            (other_workspace, "local://web-search"),
+        ]
+    )
     assert [(p.workspace_id, p.name, p.status) for p in plugins] == [
         (workspace.pk, "web-search", "installing"),
         (workspace.pk, "tools", "installing"),
         (other_workspace.pk, "web-search", "installing"),
     ]
     assert plugins[0].pk == existing.pk
-    assert len(callbacks) == 3
+    assert relay_pass() == 3  # one task per record, then nothing more
+    assert relay_pass() == 0
+    assert sorted(m["args"][0] for m in broker.messages()) == sorted(str(p.pk) for p in plugins)
     assert InstalledPlugin.objects.count() == 3
     with pytest.raises(Exception) as caught:
         services.plugin_install_bulk_request(requests=[(workspace, "nope://x")])
@@ -228,7 +229,7 @@ def test_superseded_attempt_does_not_promote(workspace, plugin_dirs, fake_github
     """A newer request arriving while a fetch runs wins: the older staged tree is discarded."""
     from plugins_app.tasks import plugin_install
 
-    fake_github.repo("acme", "tools", archive_of(plugin_files()))
+    fake_github.repo("acme", "tools", archive_of(plugin_files()), refs={"v1": SHA})
     stale = services.plugin_install_request(workspace=workspace, source="github://acme/tools")
     real_manifest_read = services.manifest_read
     newer = []
@@ -238,14 +239,18 @@ def test_superseded_attempt_does_not_promote(workspace, plugin_dirs, fake_github
         return real_manifest_read(tree, name=name)
 
     monkeypatch.setattr(services, "manifest_read", manifest_read_then_new_request)
-    plugin_install.run(str(stale.pk), str(stale.attempt))
+    assert run_due_jobs(passes=1) == 1
     record = InstalledPlugin.objects.get()
     assert record.status == "installing" and record.attempt == newer[0].attempt
     assert record.source == "github://acme/tools#v1"
+    assert record.relay_due_at is not None  # the newer request is still due for the relay
     assert not list(plugin_dirs.workspace_dir(workspace).iterdir())  # not promoted, staging removed
     # The stale attempt's task, delivered again, does nothing.
-    plugin_install.run(str(stale.pk), str(stale.attempt))
+    plugin_install.run(str(stale.pk), 1)
     assert InstalledPlugin.objects.get().status == "installing"
+    monkeypatch.setattr(services, "manifest_read", real_manifest_read)
+    assert run_due_jobs() == 1  # the newer request, published by the relay
+    assert InstalledPlugin.objects.get().status == "installed"
 
 
 def test_uninstall(as_agent, workspace, plugin_dirs, django_capture_on_commit_callbacks):

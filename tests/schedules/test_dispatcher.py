@@ -139,20 +139,35 @@ def test_dispatcher_skips_a_slot_that_already_has_a_run(workspace, make_schedule
     assert schedule.next_run_at == slot + timedelta(minutes=5)
 
 
-@pytest.mark.django_db
-def test_runs_are_enqueued_only_after_commit(
-    workspace, make_schedule, django_capture_on_commit_callbacks, monkeypatch
-):
-    sent: list[list] = []
-    monkeypatch.setattr(services, "_enqueue_runs", lambda ids: sent.append(list(ids)))
+@pytest.mark.django_db(transaction=True)
+def test_runs_are_published_only_after_commit(make_schedule):
+    """The relay (its own connection: a thread here) sees a dispatched run only once the
+    dispatcher's transaction committed, and publishes it then, once."""
+    from common.outbox import relay_pass
+
     schedule = make_schedule()
     _due(schedule, timezone.now() - timedelta(seconds=1))
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.schedule_dispatch_due()
-        assert sent == []
-    for callback in callbacks:
-        callback()
-    assert sent == [[ScheduleRun.objects.get().pk]]
+    seen: list[int] = []
+
+    def relay() -> None:
+        try:
+            seen.append(relay_pass())
+        finally:
+            connection.close()
+
+    try:
+        with transaction.atomic():
+            services.schedule_dispatch_due()
+            thread = threading.Thread(target=relay)
+            thread.start()
+            thread.join(timeout=30)
+        assert seen == [0]
+        assert relay_pass() == 1
+        assert relay_pass() == 0
+        run = ScheduleRun.objects.get()
+        assert (run.status, run.publish_attempt) == (RunStatus.QUEUED, 1)
+    finally:
+        purge_broker()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -195,7 +210,7 @@ def test_two_concurrent_dispatchers_create_one_run_per_slot():
         assert set(runs.values_list("scheduled_for", flat=True)) == {now.replace(second=0)}
         assert not Schedule.objects.filter(next_run_at__lte=now).exists()
     finally:
-        purge_broker()  # the runs were really enqueued on the test broker
+        purge_broker()
 
 
 @pytest.mark.django_db
@@ -211,20 +226,3 @@ def test_next_fire_is_strictly_after():
     assert cron.next_fire("* * * * *", "UTC", at) == at + timedelta(minutes=1)
     assert cron.latest_fire("* * * * *", "UTC", at) == at
     assert cron.latest_fire("* * * * *", "UTC", at + timedelta(seconds=59)) == at
-
-
-@pytest.mark.django_db
-def test_runs_the_broker_refused_are_closed_as_errors(workspace, make_schedule, monkeypatch):
-    def refuse(ids):
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr(services, "enqueue_runs", refuse)
-    schedule = make_schedule()
-    _due(schedule, timezone.now() - timedelta(seconds=1))
-    services.schedule_dispatch_due()
-    run = ScheduleRun.objects.get(schedule=schedule)
-    services._enqueue_runs([run.pk])  # what the on-commit hook does after the batch commits
-    run.refresh_from_db()
-    assert (run.status, run.error_detail) == (RunStatus.ERROR, "could not be queued: broker unavailable")
-    schedule.refresh_from_db()
-    assert schedule.last_status == "error"

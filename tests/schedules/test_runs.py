@@ -1,4 +1,4 @@
-"""The run task: delivery, outcome bookkeeping, idempotence, busy deferral, disabled/deleted, reaper."""
+"""The run task: delivery, outcome bookkeeping, idempotence, busy deferral, disabled/deleted."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from schedules import services
 from schedules.models import RunStatus, RunTrigger, Schedule, ScheduleRun
-from schedules.tasks import execute_run, reap_stuck_runs
 from tests.support.factories import make_workspace
 from tests.support.fake_http import FakeResponse, free_port, json_response
+from tests.support.worker import run_due_jobs
 from workspaces.models import AgentDelivery, Workspace
 from workspaces.services import workspace_heartbeat, workspace_update
 
@@ -34,7 +34,7 @@ def test_success_records_outcome_and_bookkeeping(agent_workspace, echo_agent):
         workspace=agent_workspace, expression="* * * * *", prompt="Hello agent"
     )
     run = queued_run(schedule)
-    execute_run.apply(args=[str(run.pk)])
+    run_due_jobs()
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCESS
     assert run.response_excerpt == "Hello agent"
@@ -141,11 +141,11 @@ def test_workspace_without_url_is_an_error(db):
 
 @pytest.mark.django_db
 def test_run_executed_twice_makes_one_agent_request(agent_workspace, echo_agent):
-    """Broker redelivery: the same message handled again after the run finished."""
+    """The relay passing again after the run finished: nothing is due, nothing is sent."""
     schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="once")
-    run = queued_run(schedule)
-    execute_run.apply(args=[str(run.pk)])
-    execute_run.apply(args=[str(run.pk)])
+    queued_run(schedule)
+    run_due_jobs()
+    run_due_jobs()
     assert len(echo_agent.received) == 1
     schedule.refresh_from_db()
     assert schedule.run_count == 1
@@ -186,7 +186,7 @@ def test_run_executed_twice_concurrently_makes_one_agent_request():
 
 @pytest.mark.django_db
 def test_a_running_run_is_not_executed_again(agent_workspace, echo_agent):
-    """A worker died mid-run and the broker redelivered: the run is left for the reaper."""
+    """Called without the job's claim (common.outbox), a running run is left to its attempt."""
     schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
     run = queued_run(schedule, status=RunStatus.RUNNING, started_at=timezone.now())
     assert services.run_execute(run_id=run.pk) is None
@@ -198,7 +198,7 @@ def test_deleted_schedule_never_reaches_the_agent(agent_workspace, echo_agent):
     schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
     run = queued_run(schedule)
     services.schedule_delete(schedule=schedule)
-    execute_run.apply(args=[str(run.pk)])
+    run_due_jobs()
     assert echo_agent.received == []
     assert not ScheduleRun.objects.filter(pk=run.pk).exists()
 
@@ -208,7 +208,7 @@ def test_disabled_schedule_never_reaches_the_agent(agent_workspace, echo_agent):
     schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
     run = queued_run(schedule)
     services.schedule_update(schedule=schedule, data={"enabled": False})
-    execute_run.apply(args=[str(run.pk)])
+    run_due_jobs()
     assert echo_agent.received == []
     run.refresh_from_db()
     assert (run.status, run.error_detail) == (RunStatus.SKIPPED, "schedule disabled")
@@ -220,7 +220,7 @@ def test_manual_run_of_a_disabled_schedule_is_delivered(agent_workspace, echo_ag
         workspace=agent_workspace, expression="* * * * *", prompt="p", enabled=False
     )
     run = services.schedule_run_now(schedule=schedule)
-    execute_run.apply(args=[str(run.pk)])
+    run_due_jobs()
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCESS
     assert run.trigger == RunTrigger.MANUAL
@@ -348,76 +348,18 @@ def test_busy_takes_the_larger_of_in_flight_and_reported_not_their_sum(agent_wor
 
 
 @pytest.mark.django_db
-def test_busy_task_retries_with_a_countdown(agent_workspace, settings, monkeypatch):
+def test_busy_task_makes_the_run_due_again_after_the_recheck_delay(agent_workspace, settings):
+    """No countdown message: the row itself is due again in 5 s, and the relay publishes it then."""
     settings.SCHEDULE_BUSY_GRACE_SECONDS = 60
     workspace_heartbeat(workspace=agent_workspace, active_tasks=1)
     schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
     run = queued_run(schedule)
-    calls: list[dict] = []
-
-    def fake_retry(**kwargs):
-        calls.append(kwargs)
-        return RuntimeError("retry")
-
-    monkeypatch.setattr(execute_run, "retry", fake_retry)
-    with pytest.raises(RuntimeError):
-        execute_run.run(str(run.pk))
-    assert calls == [{"countdown": 5.0}]
-
-
-@pytest.mark.django_db
-def test_reaper_closes_runs_lost_in_running(workspace, settings):
-    settings.A2A_TIMEOUT_SECONDS = 10
-    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="p")
-    now = timezone.now()
-    lost = queued_run(
-        schedule,
-        status=RunStatus.RUNNING,
-        started_at=now - timedelta(seconds=10 + 121),
-        scheduled_for=now - timedelta(minutes=3),
-    )
-    recent = queued_run(
-        schedule,
-        status=RunStatus.RUNNING,
-        started_at=now - timedelta(seconds=10 + 119),
-        scheduled_for=now - timedelta(minutes=2),
-    )
-    assert reap_stuck_runs.apply().get() == 1
-    lost.refresh_from_db()
-    recent.refresh_from_db()
-    assert (lost.status, lost.error_detail) == (RunStatus.ERROR, "run lost")
-    assert lost.finished_at is not None
-    assert recent.status == RunStatus.RUNNING
-    schedule.refresh_from_db()
-    assert (schedule.last_status, schedule.last_error, schedule.run_count) == ("error", "run lost", 1)
-    assert services.run_reap_stuck() == 0
-
-
-@pytest.mark.django_db
-def test_reaper_closes_queued_runs_whose_message_was_lost(workspace, settings):
-    """Queued longer than the busy grace + A2A timeout + 120 s: no worker ever got the message."""
-    settings.A2A_TIMEOUT_SECONDS = 10
-    settings.SCHEDULE_BUSY_GRACE_SECONDS = 30
-    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="p")
-    now = timezone.now()
-    lost = queued_run(schedule, scheduled_for=now - timedelta(minutes=5))
-    waiting = queued_run(schedule, scheduled_for=now - timedelta(minutes=4))
-    ScheduleRun.objects.filter(pk=lost.pk).update(created_at=now - timedelta(seconds=30 + 10 + 121))
-    ScheduleRun.objects.filter(pk=waiting.pk).update(created_at=now - timedelta(seconds=30 + 10 + 119))
-    assert services.run_reap_stuck(now=now) == 1
-    lost.refresh_from_db()
-    waiting.refresh_from_db()
-    assert (lost.status, lost.error_detail) == (RunStatus.ERROR, "run lost before it started")
-    assert waiting.status == RunStatus.QUEUED
-    # Found busy late (behind a backlog): it counts from then, so it is not lost yet.
-    ScheduleRun.objects.filter(pk=waiting.pk).update(
-        created_at=now - timedelta(hours=1), busy_since=now - timedelta(seconds=60)
-    )
-    assert services.run_reap_stuck(now=now) == 0
-    # The lost message turning up after all does not run the closed run.
-    assert services.run_execute(run_id=lost.pk) is None
-    lost.refresh_from_db()
-    assert lost.status == RunStatus.ERROR
+    before = timezone.now()
+    assert run_due_jobs() == 1
+    run.refresh_from_db()
+    assert (run.status, run.publish_attempt, run.run_attempt) == (RunStatus.QUEUED, 1, 1)
+    assert before + timedelta(seconds=5) <= run.relay_due_at <= timezone.now() + timedelta(seconds=5)
+    assert run_due_jobs() == 0  # not due before then
 
 
 @pytest.mark.django_db
@@ -453,3 +395,60 @@ def test_disabled_between_check_and_claim_never_reaches_the_agent(agent_workspac
     assert echo_agent.received == []
     run.refresh_from_db()
     assert (run.status, run.error_detail) == (RunStatus.SKIPPED, "schedule disabled")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transient_database_error_before_delivery_is_retried_and_the_agent_hears_once(
+    echo_agent, settings, monkeypatch
+):
+    """The connection drops inside the run (before the agent is called): the attempt is
+    published again after OUTBOX_RETRY_SECONDS on a fresh connection and the run succeeds."""
+    from django.db import OperationalError
+
+    settings.OUTBOX_RETRY_SECONDS = 0
+    workspace = make_workspace("db-error", url=echo_agent.url)
+    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="once")
+    run = queued_run(schedule)
+    real_busy_state = services.run_busy_state
+    failures = []
+
+    def drop_once(**kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("terminating connection due to administrator command")
+        return real_busy_state(**kwargs)
+
+    monkeypatch.setattr(services, "run_busy_state", drop_once)
+    assert run_due_jobs() == 2  # the failed attempt and its retry
+    run.refresh_from_db()
+    assert (run.status, run.publish_attempt, run.relay_due_at) == (RunStatus.SUCCESS, 2, None)
+    assert [m["messageId"] for m in echo_agent.received] == [str(run.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_lost_after_the_agent_answered_retries_with_the_same_message_id(
+    echo_agent, settings, monkeypatch
+):
+    """The answer cannot be recorded (the connection is lost twice in a row): the run stays
+    `running` rather than `error`, and the retry delivers it again with the same messageId."""
+    from django.db import OperationalError
+
+    settings.OUTBOX_RETRY_SECONDS = 0
+    workspace = make_workspace("db-lost", url=echo_agent.url)
+    schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="again")
+    run = queued_run(schedule)
+    real_bookkeep = services._bookkeep
+    failures = []
+
+    def drop_twice(**kwargs):
+        if len(failures) < 2:
+            failures.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_bookkeep(**kwargs)
+
+    monkeypatch.setattr(services, "_bookkeep", drop_twice)
+    assert run_due_jobs() == 2
+    run.refresh_from_db()
+    assert (run.status, run.error_detail, run.response_excerpt) == (RunStatus.SUCCESS, None, "again")
+    assert [m["messageId"] for m in echo_agent.received] == [str(run.pk)] * 2
+    assert Schedule.objects.get(pk=schedule.pk).run_count == 1

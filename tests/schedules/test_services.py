@@ -160,17 +160,16 @@ def test_admin_lists_and_filters_schedules(staff_client, workspace):
     )
 
 
-def test_admin_run_now_action(staff_client, workspace, django_capture_on_commit_callbacks):
+def test_admin_run_now_action(staff_client, workspace):
     schedule = services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p")
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = staff_client.post(
-            "/admin/schedules/schedule/",
-            {"action": "run_now", "_selected_action": [str(schedule.pk)]},
-        )
+    response = staff_client.post(
+        "/admin/schedules/schedule/",
+        {"action": "run_now", "_selected_action": [str(schedule.pk)]},
+    )
     assert response.status_code == 302
     run = ScheduleRun.objects.get(schedule=schedule)
     assert run.trigger == RunTrigger.MANUAL
-    assert len(callbacks) == 1
+    assert (run.relay_due_at is not None, run.publish_attempt) == (True, 0)  # for the relay
 
 
 def test_admin_add_and_change_go_through_the_services(staff_client, workspace):
@@ -245,12 +244,13 @@ def test_admin_runs_are_read_only(staff_client, workspace):
 def test_beat_entries_are_declared(settings):
     entries = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert entries["schedules.dispatch_due"]["schedule"] == settings.SCHEDULER_TICK_SECONDS
-    assert "schedules.reap_stuck_runs" in entries
+    assert "schedules.reap_stuck_runs" not in entries  # lost runs come back through the relay
     assert entries["housekeeping.prune_history"]["schedule"] == settings.RETENTION_PRUNE_SECONDS
     from integrations_project.celery import app
 
     app.loader.import_default_modules()
-    assert {"schedules.dispatch_due", "schedules.execute_run", "schedules.reap_stuck_runs"} <= set(app.tasks)
+    assert {"schedules.dispatch_due", "schedules.execute_run"} <= set(app.tasks)
+    assert "schedules.reap_stuck_runs" not in app.tasks
 
 
 @pytest.mark.django_db(transaction=True)
@@ -265,7 +265,6 @@ def test_beat_stores_the_entries_and_health_ignores_beats_send_time(client, sett
     scheduler = DatabaseScheduler(app=app)
     dispatcher = PeriodicTask.objects.get(task="schedules.dispatch_due")
     assert dispatcher.interval.every == settings.SCHEDULER_TICK_SECONDS
-    assert PeriodicTask.objects.filter(task="schedules.reap_stuck_runs").exists()
     assert "schedules.dispatch_due" in scheduler.schedule
     tick = timezone.now().replace(microsecond=0)
     PeriodicTask.objects.filter(pk=dispatcher.pk).update(last_run_at=tick)
@@ -278,6 +277,5 @@ def test_scheduler_ticks_have_their_own_queue_and_runs_the_default_one():
 
     router = app.amqp.router
     assert router.route({}, "schedules.dispatch_due")["queue"].name == "scheduler"
-    assert router.route({}, "schedules.reap_stuck_runs")["queue"].name == "scheduler"
     assert router.route({}, "schedules.execute_run")["queue"].name == "celery"
     assert {queue.name for queue in app.amqp.queues.values()} >= {"celery", "scheduler"}

@@ -7,6 +7,8 @@ Use with `transactional_db` (or `live_server`) so the worker sees committed rows
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -14,12 +16,38 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+# Nothing listens there: a broker outage without touching the shared Redis.
+CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"
+
+
+class BrokerQueue:
+    """The test Redis db seen as Celery's default queue: what was published, oldest first."""
+
+    def __init__(self, url: str) -> None:
+        self.redis = redis.Redis.from_url(url)
+
+    def messages(self, queue: str = "celery") -> list[dict[str, Any]]:
+        decoded = []
+        for raw in reversed(self.redis.lrange(queue, 0, -1)):  # LPUSH: newest first
+            envelope = json.loads(raw)
+            args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            decoded.append(
+                {
+                    "headers": envelope["headers"],
+                    "properties": envelope["properties"],
+                    "content_type": envelope["content-type"],
+                    "args": args,
+                    "kwargs": kwargs,
+                }
+            )
+        return decoded
 
 
 def purge_broker() -> None:
@@ -47,9 +75,22 @@ def _worker_env(extra: dict[str, str] | None) -> dict[str, str]:
 
 @contextmanager
 def run_worker(
-    *, env: dict[str, str] | None = None, concurrency: int = 2, ready_timeout: float = 30.0
+    *,
+    env: dict[str, str] | None = None,
+    concurrency: int = 2,
+    ready_timeout: float = 90.0,
+    relay: bool = True,
+    pool: str = "prefork",
 ) -> Iterator[subprocess.Popen]:
-    """Start `celery worker`, wait until it is ready, stop it afterwards."""
+    """Start `celery worker` (and, unless `relay` is false, the outbox relay with the same
+    environment), wait until it is ready, stop it afterwards."""
+    if relay:
+        with (
+            run_relay(env=env, ready_timeout=ready_timeout),
+            run_worker(env=env, concurrency=concurrency, ready_timeout=ready_timeout, relay=False) as process,
+        ):
+            yield process
+        return
     purge_broker()
     log_path = Path(settings.VAR_DIR) / f"test-worker-{os.getpid()}.log"
     log = log_path.open("w")
@@ -66,7 +107,7 @@ def run_worker(
             "--concurrency",
             str(concurrency),
             "--pool",
-            "prefork",
+            pool,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
@@ -97,6 +138,83 @@ def run_worker(
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def run_relay(
+    *, env: dict[str, str] | None = None, ready_timeout: float = 90.0
+) -> Iterator[subprocess.Popen]:
+    """Start `manage.py run_relay` (the outbox relay), wait until it is ready, stop it afterwards."""
+    log_path = Path(settings.VAR_DIR) / f"test-relay-{os.getpid()}-{time.monotonic_ns()}.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_relay"],
+        cwd=ROOT,
+        env=_worker_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while "relay ready." not in log_path.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"relay exited early:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"relay not ready in {ready_timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        log_path.unlink(missing_ok=True)
+
+
+class CaptureTasks(list):
+    """Records (task name, args) of every task published while open (Celery's
+    `before_task_publish` signal); the messages themselves are purged from the test broker."""
+
+    def __enter__(self) -> CaptureTasks:
+        from celery.signals import before_task_publish
+
+        before_task_publish.connect(self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from celery.signals import before_task_publish
+
+        before_task_publish.disconnect(self._record)
+        purge_broker()
+
+    def _record(self, sender: str | None = None, body: Any = None, **_: Any) -> None:
+        self.append((sender, list(body[0])))
+
+
+def run_due_jobs(timeout: float = 30.0, passes: int | None = None) -> int:
+    """Run every due job in this process, as the relay and a worker would (Celery's eager mode),
+    until nothing is due; the number of tasks run. For tests of the job bodies."""
+    from celery import current_app
+
+    from common.outbox import relay_pass
+
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True
+    ran = 0
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and passes != 0:
+            published = relay_pass()
+            if not published:
+                break
+            ran += published
+            passes = None if passes is None else passes - 1
+    finally:
+        current_app.conf.task_always_eager = eager
+    return ran
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):

@@ -10,11 +10,12 @@ import zipfile
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.test import Client
 
 from templates_app.models import BundleImportJob, JobStatus, TemplateImportJob, WorkspaceTemplate
-from templates_app.tasks import run_bundle_import, run_template_import
 from tests.support.factories import make_workspace
+from tests.support.worker import run_due_jobs
 from tests.templates_app.conftest import write
 from workspaces.models import Workspace, WorkspaceSecret
 
@@ -30,9 +31,21 @@ def staff() -> Client:
 
 
 @pytest.fixture
-def run_tasks_inline(monkeypatch):
-    monkeypatch.setattr(run_template_import, "delay", lambda job_id: run_template_import.run(job_id))
-    monkeypatch.setattr(run_bundle_import, "delay", lambda job_id: run_bundle_import.run(job_id))
+def run_tasks_inline():
+    """The console's jobs run as soon as their request has stored them (relay + worker inline)."""
+    from django.db.models.signals import post_save
+
+    from templates_app.models import BundleImportJob, TemplateImportJob
+
+    def run_created(sender, instance, created, **kwargs):
+        if created:
+            transaction.on_commit(run_due_jobs)
+
+    for model in (TemplateImportJob, BundleImportJob):
+        post_save.connect(run_created, sender=model, dispatch_uid=f"inline-{model.__name__}")
+    yield
+    for model in (TemplateImportJob, BundleImportJob):
+        post_save.disconnect(sender=model, dispatch_uid=f"inline-{model.__name__}")
 
 
 def test_template_pages_and_create_with_schema_check(staff):

@@ -15,8 +15,8 @@ from plugins_app.models import InstalledPlugin, PluginStatus
 from schedules.models import Schedule
 from schedules.services import schedule_create
 from templates_app.models import BundleImportJob
-from templates_app.tasks import run_bundle_import
 from tests.support.factories import make_workspace
+from tests.support.worker import run_due_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -175,8 +175,7 @@ def test_console_upload_job_honours_activate(tree):
     bundle = bundle_export(workspace=tree["root"])
     plain = bundle_import_job_create(payload=bundle, filename="a.json")
     active = bundle_import_job_create(payload=bundle, filename="b.json", activate=True)
-    for job in (plain, active):
-        run_bundle_import.run(str(job.pk))
+    assert run_due_jobs() == 2
     plain_root = BundleImportJob.objects.get(pk=plain.pk).root_id
     active_root = BundleImportJob.objects.get(pk=active.pk).root_id
     assert Schedule.objects.get(workspace_id=plain_root).enabled is False

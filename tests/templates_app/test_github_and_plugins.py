@@ -8,22 +8,14 @@ import tarfile
 
 import pytest
 
-from plugins_app import tasks as plugin_tasks
 from plugins_app.selectors import installed_plugin_list
 from templates_app.models import JobStatus, TemplateImportJob, WorkspaceTemplate
-from templates_app.tasks import run_template_import
 from tests.support.factories import make_workspace
 from tests.support.fake_http import FakeResponse, json_response
+from tests.support.worker import run_due_jobs
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def queued_installs(monkeypatch):
-    queued: list[tuple[str, str]] = []
-    monkeypatch.setattr(plugin_tasks.plugin_install, "delay", lambda *args: queued.append(args))
-    return queued
 
 
 ORG = """
@@ -43,7 +35,6 @@ def test_org_import_queues_plugin_installs_after_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = as_admin.post("/org/import", {"org_yaml": ORG}, format="json")
         assert response.status_code == 201, response.json()
-        assert queued_installs == []  # nothing is queued before the commit
     for callback in callbacks:
         callback()
     assert len(queued_installs) == 4
@@ -124,7 +115,7 @@ def github(fake_http, settings):
 
 def test_import_from_fake_github_conflict_and_replace(as_admin, github):
     job = as_admin.post("/templates/import", {"source": "github://acme/agent-template"}, format="json").json()
-    run_template_import.run(job["id"])
+    run_due_jobs()
     done = as_admin.get(f"/templates/imports/{job['id']}").json()
     assert done["status"] == "succeeded", done
     template = WorkspaceTemplate.objects.get(pk=done["template_id"])
@@ -135,13 +126,13 @@ def test_import_from_fake_github_conflict_and_replace(as_admin, github):
     again = as_admin.post(
         "/templates/import", {"source": "github://acme/agent-template#v2"}, format="json"
     ).json()
-    run_template_import.run(again["id"])
+    run_due_jobs()
     conflict = as_admin.get(f"/templates/imports/{again['id']}").json()
     assert conflict["status"] == "failed" and conflict["code"] == "conflict"
 
     body = {"source": "github://acme/agent-template#v2", "replace": True}
     third = as_admin.post("/templates/import", body, format="json").json()
-    run_template_import.run(third["id"])
+    run_due_jobs()
     assert TemplateImportJob.objects.get(pk=third["id"]).status == JobStatus.SUCCEEDED
     template.refresh_from_db()
     assert template.name == "From GitHub v2" and template.source == f"github://acme/agent-template#{SHA2}"
@@ -154,7 +145,7 @@ def test_github_archive_without_manifest_fails_the_job(as_admin, fake_http, sett
     archive = _archive({"README.md": "no manifest"}, top="acme-empty-aaaaaaa")
     fake_http.route("GET", f"/codeload/acme/empty/tar.gz/{SHA}", lambda r: FakeResponse(200, archive, {}))
     job = as_admin.post("/templates/import", {"source": "github://acme/empty#x"}, format="json").json()
-    run_template_import.run(job["id"])
+    run_due_jobs()
     failed = as_admin.get(f"/templates/imports/{job['id']}").json()
     assert failed["status"] == "failed" and "template.yaml" in failed["error"]
     assert not WorkspaceTemplate.objects.exists()
@@ -165,7 +156,7 @@ def test_github_fetch_failure_is_reported(as_admin, fake_http, settings):
     settings.GITHUB_ARCHIVE_BASE_URL = fake_http.url + "/codeload"
     fake_http.route("GET", "/api/repos/acme/gone/commits/x", lambda r: FakeResponse(404, b"{}", {}))
     job = as_admin.post("/templates/import", {"source": "github://acme/gone#x"}, format="json").json()
-    run_template_import.run(job["id"])
+    run_due_jobs()
     failed = as_admin.get(f"/templates/imports/{job['id']}").json()
     assert failed["status"] == "failed" and failed["code"] == "fetch_failed"
 
@@ -195,7 +186,7 @@ def test_import_of_a_folder_of_a_repository(as_admin, fake_http, settings, tmp_p
     )
     assert job.status_code == 202
     assert job.json()["source"] == "github://acme/mono/templates/writer#v1"
-    run_template_import.run(job.json()["id"])
+    run_due_jobs()
     done = as_admin.get(f"/templates/imports/{job.json()['id']}").json()
     assert done["status"] == "succeeded", done
     template = WorkspaceTemplate.objects.get(pk=done["template_id"])
@@ -209,7 +200,7 @@ def test_import_of_a_folder_of_a_repository(as_admin, fake_http, settings, tmp_p
     missing = as_admin.post(
         "/templates/import", {"source": "github://acme/mono/templates/none#v1"}, format="json"
     )
-    run_template_import.run(missing.json()["id"])
+    run_due_jobs()
     failed = as_admin.get(f"/templates/imports/{missing.json()['id']}").json()
     assert failed["status"] == "failed" and "'templates/none' does not exist" in failed["error"]
 

@@ -10,7 +10,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from channels_app.selectors import channel_list, channel_public_config
-from plugins_app import tasks as plugin_tasks
 from plugins_app.selectors import installed_plugin_list
 from schedules.selectors import schedule_list
 from templates_app import services
@@ -21,13 +20,6 @@ from workspaces.models import Workspace, WorkspaceMemory
 pytestmark = pytest.mark.django_db
 
 BOT_TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcd"
-
-
-@pytest.fixture
-def queued_installs(monkeypatch):
-    queued: list[tuple[str, str]] = []
-    monkeypatch.setattr(plugin_tasks.plugin_install, "delay", lambda *args: queued.append(args))
-    return queued
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from common.outbox import relay_pass
 from templates_app import services
 from templates_app.models import TemplateFile, TemplateImportJob, WorkspaceTemplate
-from templates_app.tasks import run_template_import
+from tests.support.worker import run_due_jobs
 from tests.templates_app.conftest import REPO, write
 
 pytestmark = pytest.mark.django_db
@@ -131,7 +132,7 @@ def test_import_local_conflict_and_replace(as_admin, templates_root, django_capt
     assert response.status_code == 202
     job = response.json()
     assert job["status"] == "queued" and job["source"] == "local://alpha" and job["template_id"] is None
-    run_template_import.run(job["id"])
+    run_due_jobs()
     done = as_admin.get(f"/templates/imports/{job['id']}").json()
     assert done["status"] == "succeeded" and done["code"] is None and done["error"] is None
     template = WorkspaceTemplate.objects.get(slug="alpha")
@@ -141,7 +142,7 @@ def test_import_local_conflict_and_replace(as_admin, templates_root, django_capt
     _template(templates_root, "alpha", name="Second")
     (templates_root / "alpha" / "bin.dat").unlink()
     second = as_admin.post("/templates/import", {"source": "local://alpha"}, format="json").json()
-    run_template_import.run(second["id"])
+    run_due_jobs()
     failed = as_admin.get(f"/templates/imports/{second['id']}").json()
     assert failed["status"] == "failed" and failed["code"] == "conflict" and failed["template_id"] is None
     assert WorkspaceTemplate.objects.get(slug="alpha").name == "First"
@@ -149,7 +150,7 @@ def test_import_local_conflict_and_replace(as_admin, templates_root, django_capt
     third = as_admin.post(
         "/templates/import", {"source": "local://alpha", "replace": True}, format="json"
     ).json()
-    run_template_import.run(third["id"])
+    run_due_jobs()
     replaced = as_admin.get(f"/templates/imports/{third['id']}").json()
     assert replaced["status"] == "succeeded" and replaced["template_id"] == str(template.pk)
     template.refresh_from_db()
@@ -167,7 +168,7 @@ def test_importing_what_sync_templates_stored_is_not_a_conflict(as_admin, templa
     template = WorkspaceTemplate.objects.get(slug="alpha")
     stamp = template.updated_at
     job = as_admin.post("/templates/import", {"source": "local://alpha"}, format="json").json()
-    run_template_import.run(job["id"])
+    run_due_jobs()
     done = as_admin.get(f"/templates/imports/{job['id']}").json()
     assert done["status"] == "succeeded" and done["template_id"] == str(template.pk)
     template.refresh_from_db()
@@ -176,20 +177,20 @@ def test_importing_what_sync_templates_stored_is_not_a_conflict(as_admin, templa
     # One changed byte in one file is other content: a conflict that says how to replace.
     (templates_root / "alpha" / "prompts" / "system.md").write_text("changed")
     changed = as_admin.post("/templates/import", {"source": "local://alpha"}, format="json").json()
-    run_template_import.run(changed["id"])
+    run_due_jobs()
     failed = as_admin.get(f"/templates/imports/{changed['id']}").json()
     assert failed["status"] == "failed" and failed["code"] == "conflict"
     assert "replace: true" in failed["error"]
 
 
-def test_import_job_is_queued_after_commit(
-    as_admin, templates_root, django_capture_on_commit_callbacks, monkeypatch
-):
-    queued = []
-    monkeypatch.setattr(run_template_import, "delay", lambda job_id: queued.append(job_id))
-    with django_capture_on_commit_callbacks(execute=True):
-        job = as_admin.post("/templates/import", {"source": "local://alpha"}, format="json").json()
-    assert queued == [job["id"]]
+def test_import_job_is_stored_for_the_relay(as_admin, templates_root, broker):
+    job = as_admin.post("/templates/import", {"source": "local://alpha"}, format="json").json()
+    assert job["status"] == "queued"
+    assert relay_pass() == 1  # published once, with its attempt number
+    assert relay_pass() == 0
+    assert [(m["headers"]["task"], m["args"]) for m in broker.messages()] == [
+        ("templates.run_template_import", [job["id"], 1])
+    ]
 
 
 @pytest.mark.parametrize(
@@ -210,7 +211,7 @@ def test_import_bad_sources(as_admin, body):
 
 def test_import_unknown_local_folder_fails_the_job(as_admin, templates_root):
     job = as_admin.post("/templates/import", {"source": "local://missing"}, format="json").json()
-    run_template_import.run(job["id"])
+    run_due_jobs()
     failed = as_admin.get(f"/templates/imports/{job['id']}").json()
     assert failed["status"] == "failed" and failed["code"] == "fetch_failed"
 

@@ -1,0 +1,360 @@
+"""The outbox: background jobs are stored rows, and one relay publishes their tasks.
+
+A request or a service only writes rows, in its own transaction. A row that needs its task has
+`relay_due_at` set (now, on creation); the relay (`relay_pass`, looped by `manage.py
+run_relay`) claims due rows with `FOR UPDATE SKIP LOCKED`, publishes one task per row through
+Celery's public API (`app.send_task` with a producer from the app's pool) carrying the row's id
+and a new attempt number, and moves `relay_due_at` one lease ahead. The task claims its attempt
+with a conditional UPDATE (`outbox_step`): a duplicate message, or a message of an older attempt,
+finds nothing to claim and does nothing. A task that finishes clears `relay_due_at`; one that
+wants another try later sets it to that time; one whose worker died leaves it at the lease's
+end, and the relay publishes the row again then. One mechanism for every kind of job, instead of
+a reaper or requeue sweep per app.
+
+Kinds (which rows, which task) are registered by the apps (`register`); this module imports no
+app. On PostgreSQL an INSERT trigger (see `notify_trigger_sql`) and `outbox_wake` send a
+`NOTIFY` that wakes the relay within milliseconds; elsewhere it polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import current_app
+from celery.exceptions import CeleryError
+from celery.utils import uuid
+from django.conf import settings
+from django.db import DatabaseError, connections, models, router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from kombu.exceptions import KombuError
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "outbox"
+BROKER_ERRORS = (OSError, KombuError, CeleryError)
+"""What a publish raises when the broker is unreachable (after Celery's retries)."""
+
+
+class OutboxRow(models.Model):
+    """Fields every job row carries for the relay (mixed into each job model).
+
+    `relay_due_at`: when the relay should publish the row's task (NULL: nothing to publish).
+    `publish_attempt`: the attempt number of the last published message; `run_attempt`: the
+    attempt a task claimed last (a message of an attempt already claimed is a duplicate).
+    """
+
+    relay_due_at = models.DateTimeField(null=True, blank=True, default=timezone.now, editable=False)
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    publish_attempt = models.PositiveIntegerField(default=0, editable=False)
+    run_attempt = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+def outbox_index(name: str) -> models.Index:
+    """The relay's look-up of due rows: a partial index, so finished rows cost nothing."""
+    return models.Index(fields=["relay_due_at"], condition=Q(relay_due_at__isnull=False), name=name)
+
+
+@dataclass(frozen=True)
+class OutboxKind:
+    """One kind of job: the rows of `model` matching `active` are served by task `task`."""
+
+    label: str
+    model: type[models.Model]
+    task: str
+    active: Q
+    queue: str | None = None
+
+
+_KINDS: dict[str, OutboxKind] = {}
+
+
+def register(kind: OutboxKind) -> OutboxKind:
+    _KINDS[kind.label] = kind
+    return kind
+
+
+def kinds() -> list[OutboxKind]:
+    return list(_KINDS.values())
+
+
+def kind_get(label: str) -> OutboxKind:
+    return _KINDS[label]
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+
+
+# --- the relay ----------------------------------------------------------------------------------
+
+
+def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> None:
+    """One task message per row: Celery's own message (`app.amqp.create_task_message`), sent
+    with `app.amqp.send_task_message` on one producer, the route worked out once per batch and
+    the queue declared with the first message only (what `send_task` does per call, minus the
+    per-call option merging). Celery's publish retry policy applies; past it, the pass fails
+    and is retried whole."""
+    app = current_app
+    if producer is None:  # eager mode: run the task here, as `delay()` would
+        app.loader.import_default_modules()  # the apps' task modules (autodiscovery is lazy)
+        for pk, attempt in rows:
+            app.tasks[kind.task].apply(args=[str(pk), attempt + 1])
+        return
+    amqp = app.amqp
+    route = amqp.router.route({"queue": kind.queue} if kind.queue else {}, kind.task)
+    for index, (pk, attempt) in enumerate(rows):
+        args = (str(pk), attempt + 1)
+        message = amqp.create_task_message(
+            uuid(), kind.task, args, {}, argsrepr=repr(args), kwargsrepr="{}", ignore_result=True
+        )
+        extra: dict[str, Any] = {"declare": []} if index else {}
+        amqp.send_task_message(producer, kind.task, message, **route, **extra)
+
+
+def relay_kind(
+    kind: OutboxKind, *, now: datetime | None = None, batch_size: int | None = None, producer: Any = None
+) -> int:
+    """Publish one batch of due rows of `kind` (through `producer`, by default one from the
+    app's pool); the number published. Raises BROKER_ERRORS (nothing is marked then: the rows
+    stay due)."""
+    now = now or timezone.now()
+    size = batch_size or settings.OUTBOX_BATCH_SIZE
+    with transaction.atomic(using=router.db_for_write(kind.model)):
+        rows = list(
+            kind.model.objects.select_for_update(skip_locked=True)
+            .filter(kind.active, relay_due_at__lte=now)
+            .order_by("relay_due_at")
+            .values_list("pk", "publish_attempt")[:size]
+        )
+        if not rows:
+            return 0
+        eager = current_app.conf.task_always_eager
+        if not eager:
+            with current_app.producer_or_acquire(producer) as acquired:
+                _publish(kind, rows, acquired)
+        _mark(kind, rows, now)
+    if eager:  # tests and one-process tools: the tasks run here, after the rows are marked
+        _publish(kind, rows, None)
+    return len(rows)
+
+
+def _mark(kind: OutboxKind, rows: list[tuple[Any, int]], now: datetime) -> None:
+    kind.model.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+        publish_attempt=F("publish_attempt") + 1, published_at=now, relay_due_at=now + lease()
+    )
+
+
+def relay_pass(*, now: datetime | None = None, batch_size: int | None = None, producer: Any = None) -> int:
+    """One batch of every kind, then the clean-up of finished rows; the number published."""
+    now = now or timezone.now()
+    published = 0
+    for kind in kinds():
+        published += relay_kind(kind, now=now, batch_size=batch_size, producer=producer)
+    _forget_finished(now)
+    return published
+
+
+def relay_drain(*, timeout: float = 10.0) -> int:
+    """Relay passes until nothing is due (tests and tools); the number published."""
+    deadline = time.monotonic() + timeout
+    total = 0
+    while time.monotonic() < deadline:
+        published = relay_pass()
+        total += published
+        if not published:
+            break
+    return total
+
+
+def _forget_finished(now: datetime) -> None:
+    """Rows due again but no longer active for any kind (finished meanwhile): not due any more."""
+    by_model: dict[type[models.Model], Q] = {}
+    for kind in kinds():
+        by_model[kind.model] = by_model.get(kind.model, Q(pk__in=[])) | kind.active
+    for model, active in by_model.items():
+        model.objects.filter(relay_due_at__lte=now).exclude(active).update(relay_due_at=None)
+
+
+def run_relay(*, stop: Callable[[], bool] = lambda: False, using: str = "default") -> None:
+    """The relay loop: a pass, then wait for a NOTIFY (PostgreSQL) or the poll interval."""
+    waiter = _Waiter(using)
+    backoff = 0.0
+    try:
+        while not stop():
+            try:
+                published = relay_pass()
+                backoff = 0.0
+            except BROKER_ERRORS:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                logger.warning("relay: broker unavailable; rows stay due (next try in %.1f s)", backoff)
+                published = 0
+            except DatabaseError:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                logger.warning("relay: database unavailable (next try in %.1f s)", backoff)
+                connections[using].close()
+                waiter.close()
+                published = 0
+            if published and not backoff:
+                continue  # more may be due: no wait
+            waiter.wait(backoff or settings.OUTBOX_POLL_SECONDS)
+    finally:
+        waiter.close()
+
+
+class _Waiter:
+    """Waits for the next `NOTIFY outbox` on its own connection (PostgreSQL), or sleeps."""
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.connection: Any = None
+
+    def _connect(self) -> Any:
+        if self.connection is None:
+            db = connections[self.using]
+            if db.vendor != "postgresql":
+                return None
+            import psycopg
+
+            params = db.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            params.pop("prepare_threshold", None)
+            self.connection = psycopg.connect(**params, autocommit=True)
+            self.connection.execute(f"LISTEN {CHANNEL}")
+        return self.connection
+
+    def wait(self, seconds: float) -> None:
+        try:
+            connection = self._connect()
+            if connection is None:
+                time.sleep(seconds)
+                return
+            for _ in connection.notifies(timeout=seconds, stop_after=1):
+                pass
+        except Exception:  # noqa: BLE001 - a lost listening connection: reconnect next time
+            self.close()
+            time.sleep(min(seconds, 1.0))
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with suppress(Exception):  # already broken: nothing to report
+                self.connection.close()
+            self.connection = None
+
+
+def outbox_wake(*, using: str = "default") -> None:
+    """After a commit that made rows due by an UPDATE: wake the relay now (INSERTs wake it by
+    trigger). Never raises: the relay polls anyway."""
+    db = connections[using]
+    try:
+        if db.vendor == "postgresql":
+            with db.cursor() as cursor:
+                cursor.execute(f"NOTIFY {CHANNEL}")
+    except DatabaseError:
+        logger.warning("relay not woken: the database refused NOTIFY; it will poll")
+
+
+def wake_on_commit(*, using: str = "default") -> None:
+    transaction.on_commit(lambda: outbox_wake(using=using), using=using)
+
+
+def notify_trigger_sql(table: str) -> tuple[str, str]:
+    """(forward, reverse) SQL of the statement-level INSERT trigger that wakes the relay."""
+    function = f"{table}_outbox_notify"
+    forward = (
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN PERFORM pg_notify('{CHANNEL}', ''); RETURN NULL; END $$; "
+        f"CREATE TRIGGER {function} AFTER INSERT ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}();"
+    )
+    reverse = f"DROP TRIGGER IF EXISTS {function} ON {table}; DROP FUNCTION IF EXISTS {function}();"
+    return forward, reverse
+
+
+# --- the task side --------------------------------------------------------------------------------
+
+
+def outbox_claim(*, kind: OutboxKind, pk: Any, attempt: int) -> datetime | None:
+    """Claim attempt `attempt` of row `pk` for this task: only the first message of the latest
+    attempt, on a row still active, gets it. Returns the end of the lease that starts now (the
+    claim's mark: `outbox_step` settles the row only if nobody re-armed it meanwhile), or None."""
+    until = timezone.now() + lease()
+    claimed = kind.model.objects.filter(
+        kind.active, pk=pk, publish_attempt=attempt, run_attempt__lt=attempt
+    ).update(run_attempt=attempt, relay_due_at=until)
+    return until if claimed else None
+
+
+def _settle(kind: OutboxKind, pk: Any, attempt: int, until: datetime, due: datetime | None) -> None:
+    """The task's outcome: due again at `due` (None: done). A row re-armed meanwhile (a new
+    install request on the same row, say) keeps its new due time."""
+    kind.model.objects.filter(pk=pk, run_attempt=attempt, relay_due_at=until).update(relay_due_at=due)
+
+
+def outbox_step(*, kind: OutboxKind, pk: Any, attempt: int, body: Callable[[], float | None]) -> bool:
+    """Run `body` for attempt `attempt` of row `pk` if this message can claim it; False if not.
+
+    `body` returns None when the job needs no more tasks, or seconds before the next try (the
+    relay publishes the row again then). A database error (a connection lost mid-task) is
+    retried after `OUTBOX_RETRY_SECONDS` on a fresh connection, or, if even that fails, when the
+    lease ends; another exception is logged by Celery and left to the lease too.
+    """
+    until = outbox_claim(kind=kind, pk=pk, attempt=attempt)
+    if until is None:
+        return False
+    using = router.db_for_write(kind.model)
+    try:
+        delay = body()
+    except DatabaseError:
+        logger.warning("%s %s: database error; retried in %ss", kind.label, pk, settings.OUTBOX_RETRY_SECONDS)
+        _retry_soon(kind, pk, attempt, until, using)
+        return True
+    if delay is None:
+        _settle(kind, pk, attempt, until, None)
+    else:
+        _settle(kind, pk, attempt, until, timezone.now() + timedelta(seconds=delay))
+        if delay <= settings.OUTBOX_POLL_SECONDS:
+            outbox_wake(using=using)
+    return True
+
+
+def _retry_soon(kind: OutboxKind, pk: Any, attempt: int, until: datetime, using: str) -> None:
+    connections[using].close()
+    try:
+        _settle(kind, pk, attempt, until, timezone.now() + timedelta(seconds=settings.OUTBOX_RETRY_SECONDS))
+    except DatabaseError:
+        connections[using].close()  # the lease brings the row back
+
+
+def pending_count(*, now: datetime | None = None) -> dict[str, int]:
+    """Rows due per kind (for operators and tests)."""
+    now = now or timezone.now()
+    return {
+        kind.label: kind.model.objects.filter(kind.active, relay_due_at__lte=now).count() for kind in kinds()
+    }
+
+
+def notify_trigger_operation(table: str) -> Any:
+    """A migration operation installing the INSERT trigger on PostgreSQL (nothing elsewhere)."""
+    from django.db import migrations
+
+    forward_sql, reverse_sql = notify_trigger_sql(table)
+
+    def run(sql: str) -> Callable[[Any, Any], None]:
+        def apply(_apps: Any, schema_editor: Any) -> None:
+            if schema_editor.connection.vendor == "postgresql":
+                schema_editor.execute(sql)
+
+        return apply
+
+    return migrations.RunPython(run(forward_sql), run(reverse_sql))

@@ -1,0 +1,125 @@
+"""The outbox's rules, the same for every kind of job (common.outbox): due rows are published
+once per attempt, a claimed attempt is published again only when its lease ends, a duplicate or
+stale message claims nothing, a dead broker leaves rows due."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from celery import current_app
+from django.utils import timezone
+
+from approvals.models import Approval
+from approvals.services import approval_decide
+from channels_app.models import ChannelMessage
+from channels_app.services import channel_send
+from common import outbox
+from plugins_app.models import InstalledPlugin
+from plugins_app.services import plugin_install_request
+from schedules import services as schedule_services
+from schedules.models import ScheduleRun
+from templates_app.models import BundleImportJob, TemplateImportJob
+from templates_app.services import bundle_import_job_create, template_import_job_create
+from tests.approvals.conftest import make_approval
+from tests.channels_app.helpers import telegram_channel
+from tests.support.worker import CLOSED_BROKER_URL, CaptureTasks
+from tokens.principal import Principal
+
+pytestmark = pytest.mark.django_db
+
+OPERATOR = Principal(kind="workspace_token", name="ops", role="operator")
+MODELS = (ChannelMessage, ScheduleRun, InstalledPlugin, TemplateImportJob, BundleImportJob, Approval)
+
+
+@pytest.fixture
+def one_of_each(workspace, settings):
+    """A due row of every kind, as the services write them."""
+    settings.PUBLIC_BASE_URL = ""
+    channel = telegram_channel(workspace, chat_ids=["42"])
+    ChannelMessage.objects.create(channel=channel, direction="inbound", status="received", text="in")
+    channel_send(channel=channel, text="out")
+    schedule = schedule_services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p")
+    schedule_services.schedule_run_now(schedule=schedule)
+    plugin_install_request(workspace=workspace, source="local://web-search")
+    template_import_job_create(source="local://researcher")
+    bundle_import_job_create(payload={"format": "integrations-bundle"}, filename="b.json")
+    approval = make_approval(workspace)
+    make_approval(workspace, action="still pending: nothing to tell")
+    approval_decide(approval=approval, decision="approve", actor=OPERATOR)
+
+
+def _published(sent) -> list[tuple[str, int]]:
+    return sorted((name, args[1]) for name, args in sent)
+
+
+EVERY_TASK = [
+    "approvals.notify_agent",
+    "channels.process_inbound",
+    "channels.send_message",
+    "plugins.install",
+    "schedules.execute_run",
+    "templates.run_bundle_import",
+    "templates.run_template_import",
+]
+
+
+def test_every_kind_is_published_once_with_its_attempt(one_of_each):
+    with CaptureTasks() as sent:
+        assert outbox.relay_pass() == 7
+        assert outbox.relay_pass() == 0  # published: leased
+    assert _published(sent) == [(name, 1) for name in EVERY_TASK]
+    for model in MODELS:
+        rows = model.objects.exclude(relay_due_at=None)
+        assert all(row.publish_attempt == 1 and row.published_at for row in rows), model
+
+
+def test_a_lost_attempt_is_published_again_when_its_lease_ends(one_of_each, settings):
+    with CaptureTasks():
+        outbox.relay_pass()
+    lease_end = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    with CaptureTasks() as sent:
+        assert outbox.relay_pass(now=lease_end - timedelta(seconds=1)) == 0
+        assert outbox.relay_pass(now=lease_end + timedelta(seconds=1)) == 7
+    assert _published(sent) == [(name, 2) for name in EVERY_TASK]
+
+
+def test_only_the_first_message_of_the_latest_attempt_claims(one_of_each):
+    with CaptureTasks():
+        outbox.relay_pass()
+    for kind in outbox.kinds():
+        pk = kind.model.objects.filter(kind.active).values_list("pk", flat=True).get()
+        assert outbox.outbox_claim(kind=kind, pk=pk, attempt=2) is None, "not published yet"
+        assert outbox.outbox_claim(kind=kind, pk=pk, attempt=1) is not None
+        assert outbox.outbox_claim(kind=kind, pk=pk, attempt=1) is None, "a duplicate message"
+        assert outbox.outbox_claim(kind=kind, pk=pk, attempt=0) is None, "an older attempt"
+
+
+def test_a_dead_broker_leaves_every_row_due(one_of_each):
+    with current_app.connection_for_write(url=CLOSED_BROKER_URL) as dead, pytest.raises(outbox.BROKER_ERRORS):
+        outbox.relay_pass(producer=current_app.amqp.Producer(dead))
+    assert sum(outbox.pending_count().values()) == 7
+    for model in MODELS:
+        assert not model.objects.filter(publish_attempt__gt=0).exists(), model
+
+
+def test_finished_rows_are_no_longer_due(one_of_each):
+    ChannelMessage.objects.update(status="delivered")
+    ScheduleRun.objects.update(status="success")
+    assert outbox.pending_count()["channels.inbound"] == 0
+    with CaptureTasks() as sent:
+        assert outbox.relay_pass() == 4  # not the two messages nor the run
+    assert not ChannelMessage.objects.exclude(relay_due_at=None).exists()
+    assert not ScheduleRun.objects.exclude(relay_due_at=None).exists()
+    assert "schedules.execute_run" not in {name for name, _ in sent}
+
+
+def test_batches_stop_at_the_batch_size(workspace, settings):
+    settings.PUBLIC_BASE_URL = ""
+    channel = telegram_channel(workspace, chat_ids=["42"])
+    for index in range(5):
+        channel_send(channel=channel, text=f"m{index}")
+    with CaptureTasks() as sent:
+        assert outbox.relay_kind(outbox.kind_get("channels.outbound"), batch_size=4) == 4
+        assert outbox.relay_kind(outbox.kind_get("channels.outbound"), batch_size=4) == 1
+    assert len(sent) == 5
