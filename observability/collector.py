@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -120,6 +120,25 @@ def approval_metrics(now: datetime) -> Iterator[Metric]:
     )
 
 
+def outbox_metrics(now: datetime) -> Iterator[Metric]:
+    """The relay's backlog: rows due for publishing (new, or whose lease ran out), per job kind,
+    and how long the oldest has waited; one aggregate per kind over its partial due index."""
+    from common.outbox import kinds
+
+    backlog = _gauge("outbox_due", "Job rows the relay has yet to publish (new or lease expired).", ["kind"])
+    oldest = _gauge(
+        "outbox_oldest_due_seconds", "How long the oldest row due for the relay has waited.", ["kind"]
+    )
+    for kind in kinds():
+        due = kind.model.objects.filter(kind.active, relay_due_at__lte=now).aggregate(
+            n=Count("pk"), first=Min("relay_due_at")
+        )
+        backlog.add_metric([kind.label], due["n"])
+        oldest.add_metric([kind.label], (now - due["first"]).total_seconds() if due["first"] else 0.0)
+    yield backlog
+    yield oldest
+
+
 def broker_metrics(now: datetime) -> Iterator[Metric]:
     from common.broker import broker_probe, celery_queue_names
 
@@ -148,6 +167,7 @@ PARTS: dict[str, Callable[[datetime], Iterator[Metric]]] = {
     "channels": channel_metrics,
     "jobs": job_metrics,
     "approvals": approval_metrics,
+    "outbox": outbox_metrics,
     "broker": broker_metrics,
 }
 

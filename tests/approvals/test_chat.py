@@ -20,6 +20,7 @@ from approvals import chat, services
 from approvals.models import Approval, ApprovalChatPost, ApprovalEvent
 from channels_app.models import ChannelMessage
 from channels_app.services import InvalidConfig, channel_create, message_send_attempt
+from common.outbox import relay_pass
 from tests.approvals.conftest import a2a_ok, make_approval
 from tests.channels_app.helpers import (
     RFC8032_PUBLIC,
@@ -408,6 +409,7 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
     assert texts.count("Approved.") == 1
     assert texts.count(f"Already decided by {approval.decided_by} (approved).") == 49
     assert ApprovalEvent.objects.filter(approval=approval, kind="decided").count() == 1
+    assert relay_pass() == 1  # the agent's notice, from the decided row
     tasks = [message["headers"]["task"] for message in queue.messages()]
     assert tasks.count("approvals.notify_agent") == 1 and tasks.count("approvals.refresh_chats") == 1
     for _ in range(3):  # however often the notification runs, the agent hears it once
@@ -426,7 +428,6 @@ def test_create_queues_the_post_and_every_outcome_queues_the_edit(
     monkeypatch.setattr(
         chat, "_publish", lambda task, approval_id: published.append((task.name, str(approval_id)))
     )
-    monkeypatch.setattr(services, "_send_notification_task", lambda approval_id: True)
     with django_capture_on_commit_callbacks(execute=True):
         approval = make_approval(workspace)
     assert published == [("approvals.post_to_chats", str(approval.pk))]

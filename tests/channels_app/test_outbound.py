@@ -333,6 +333,7 @@ def test_lark_error_codes(workspace, platforms):
 
 def test_failed_send_is_logged_at_warning_with_its_reason(workspace, platforms, settings, caplog):
     """Through the task, which itself ends normally: the failure must still show in the logs."""
+    from channels_app.models import ChannelMessage
     from channels_app.tasks import send_message
 
     settings.CHANNEL_SEND_BACKOFF_SECONDS = 1
@@ -343,8 +344,9 @@ def test_failed_send_is_logged_at_warning_with_its_reason(workspace, platforms, 
     )
     channel = telegram_channel(workspace, chat_ids=["42"])
     message = services.channel_send(channel=channel, text="hi")
+    ChannelMessage.objects.filter(pk=message.pk).update(publish_attempt=1)  # as the relay does
     with caplog.at_level("INFO", logger="channels_app.services"):
-        send_message.run(str(message.pk))
+        send_message.run(str(message.pk), 1)
     failures = [r for r in caplog.records if r.name == "channels_app.services" and r.levelname == "WARNING"]
     assert len(failures) == 1
     text = failures[0].getMessage()

@@ -307,3 +307,22 @@ def test_the_example_dashboard_and_alerts_use_only_metrics_that_exist(client, em
     expressions += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     used = {name for expr in expressions for name in re.findall(r"\bintegrations_[a-z_]+", expr)}
     assert used and used <= families, used - families
+
+
+def test_the_relays_backlog_per_kind(client, workspace, empty_queues):
+    """Rows due for the relay are counted per job kind until it publishes them (then they are
+    leased, not due), with how long the oldest has waited."""
+    from common.outbox import relay_pass
+
+    schedule = _schedule(workspace, due_in=None, enabled=False)
+    _run(schedule, "queued", n=3)
+    ScheduleRun.objects.update(relay_due_at=timezone.now() - timedelta(seconds=40))
+    samples = scrape(client)
+    assert value(samples, "integrations_outbox_due", kind="schedules.run") == 3
+    assert 40 <= value(samples, "integrations_outbox_oldest_due_seconds", kind="schedules.run") < 600
+    assert value(samples, "integrations_outbox_due", kind="channels.inbound") == 0
+    assert value(samples, "integrations_outbox_oldest_due_seconds", kind="channels.inbound") == 0
+    assert relay_pass() == 3
+    samples = scrape(client)
+    assert value(samples, "integrations_outbox_due", kind="schedules.run") == 0
+    assert value(samples, "integrations_scrape_ok", part="outbox") == 1

@@ -117,19 +117,6 @@ def test_proxy_ssl_header_must_be_a_pair(tmp_path):
 
 
 @pytest.fixture
-def broker(settings):
-    """The webhook hands tasks to the broker: start and end with its queue empty."""
-    from channels_app import batcher
-    from tests.channels_app.helpers import BrokerQueue
-
-    queue = BrokerQueue(settings.CELERY_BROKER_URL)
-    queue.redis.delete("celery")
-    yield queue
-    batcher.inbound_batcher.flush()
-    queue.redis.delete("celery")
-
-
-@pytest.fixture
 def rotation(settings, db):
     settings.SECRET_KEY = OLD_KEY
     settings.SECRET_KEY_FALLBACKS = []

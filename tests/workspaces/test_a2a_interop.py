@@ -18,10 +18,10 @@ from channels_app import services as channel_services
 from channels_app.models import ChannelMessage
 from schedules import services as schedule_services
 from schedules.models import ScheduleRun
-from schedules.tasks import execute_run
 from tests.channels_app.helpers import post_telegram, telegram_channel, telegram_update
 from tests.support.factories import bearer, make_workspace, make_workspace_token
 from tests.support.sdk_agents import FAILURE_TEXT, KINDS, start_sdk_agent
+from tests.support.worker import run_due_jobs
 from tokens.principal import Principal
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,7 @@ def _requests(agent) -> list[tuple[str, str, str]]:
 def _schedule_run(workspace) -> ScheduleRun:
     schedule = schedule_services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt=PROMPT)
     run = ScheduleRun.objects.create(schedule=schedule, scheduled_for=timezone.now().replace(microsecond=0))
-    execute_run.apply(args=[str(run.pk)])
+    run_due_jobs()  # the relay publishes the run, the task delivers it
     run.refresh_from_db()
     return run
 
