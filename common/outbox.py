@@ -289,10 +289,27 @@ def outbox_claim(*, kind: OutboxKind, pk: Any, attempt: int) -> datetime | None:
     attempt, on a row still active, gets it. Returns the end of the lease that starts now (the
     claim's mark: `outbox_step` settles the row only if nobody re-armed it meanwhile), or None."""
     until = timezone.now() + lease()
-    claimed = kind.model.objects.filter(
+    claimable = kind.model.objects.filter(
         kind.active, pk=pk, publish_attempt=attempt, run_attempt__lt=attempt
-    ).update(run_attempt=attempt, relay_due_at=until)
+    )
+    claimed = claimable.update(run_attempt=attempt, relay_due_at=until)
+    if not claimed and _relay_still_marking(kind, pk, attempt):
+        claimed = claimable.update(run_attempt=attempt, relay_due_at=until)
     return until if claimed else None
+
+
+def _relay_still_marking(kind: OutboxKind, pk: Any, attempt: int) -> bool:
+    """A fast worker can get the message before the relay's transaction, which marks the row
+    with this attempt, commits: the claim's UPDATE then sees the row's previous version and
+    skips it. Wait for the relay's row lock (held until that commit) and say whether the row
+    now carries this attempt, so the claim can be tried again."""
+    with transaction.atomic(using=router.db_for_write(kind.model)):
+        # Locked by key only: a condition on the attempt would be judged on the old version
+        # without waiting for the lock.
+        marked = (
+            kind.model.objects.select_for_update().filter(pk=pk).values_list("publish_attempt", flat=True)
+        )
+        return attempt in marked
 
 
 def _settle(kind: OutboxKind, pk: Any, attempt: int, until: datetime, due: datetime | None) -> None:
