@@ -338,8 +338,11 @@ def export_bundles(
 
 def _add_export_action() -> None:
     """Extend the foundation's Workspace admin with the export action, without editing it."""
-    workspace_admin = admin.site._registry.get(Workspace)
-    if workspace_admin is not None and export_bundles not in (workspace_admin.actions or ()):
+    try:
+        workspace_admin = admin.site.get_model_admin(Workspace)
+    except admin.exceptions.NotRegistered:
+        return
+    if export_bundles not in (workspace_admin.actions or ()):
         workspace_admin.actions = (*(workspace_admin.actions or ()), export_bundles)
 
 
