@@ -25,7 +25,7 @@ from common.errors import ApplicationError, Conflict, Forbidden, NotFound
 from common.outbox import wake_on_commit
 from tokens.principal import Principal
 from workspaces.a2a import A2AError
-from workspaces.delivery import deliver_prompt
+from workspaces.delivery import WorkspaceAtCapacity, deliver_prompt
 from workspaces.models import Workspace
 from workspaces.quotas import quota_check
 
@@ -250,6 +250,10 @@ def approval_notify(*, approval_id: UUID | str, final_attempt: bool = True) -> s
             reference=str(approval.id),
             metadata=notification_metadata(approval),
         )
+    except WorkspaceAtCapacity:
+        # Nothing was sent: give the claim back; the task tries again shortly.
+        Approval.objects.filter(pk=approval.pk, notify_claimed_at=now).update(notify_claimed_at=None)
+        raise
     except A2AError as exc:
         if exc.transient and not final_attempt:
             Approval.objects.filter(pk=approval.pk, notify_claimed_at=now).update(notify_claimed_at=None)

@@ -9,6 +9,7 @@ from approvals import chat, services
 from approvals.models import NOTICE
 from common.outbox import outbox_step
 from workspaces.a2a import A2AError
+from workspaces.delivery import WorkspaceAtCapacity
 
 
 def retry_delay(retries: int) -> int:
@@ -27,6 +28,8 @@ def notify_agent(approval_id: str, attempt: int) -> None:
             services.approval_notify(
                 approval_id=approval_id, final_attempt=attempt > settings.APPROVAL_NOTIFY_MAX_RETRIES
             )
+        except WorkspaceAtCapacity as exc:  # nothing sent: not an attempt of the notice
+            return exc.retry_after
         except A2AError:  # transient, and retries remain
             return retry_delay(attempt - 1)
         return None

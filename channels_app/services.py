@@ -31,7 +31,7 @@ from common.errors import ApplicationError, Conflict
 from common.outbox import BROKER_ERRORS
 from observability.metrics import channel_send_counted
 from workspaces.a2a import A2AError
-from workspaces.delivery import deliver_prompt
+from workspaces.delivery import WorkspaceAtCapacity, deliver_prompt
 from workspaces.models import Workspace
 from workspaces.quotas import quota_check
 
@@ -485,6 +485,14 @@ def _claim(message: ChannelMessage) -> bool:
     return bool(claimed)
 
 
+def _unclaim(message: ChannelMessage) -> None:
+    """Give back the attempt `_claim` counted (the delivery never started)."""
+    ChannelMessage.objects.filter(pk=message.pk, attempts=message.attempts).update(
+        attempts=F("attempts") - 1
+    )
+    message.attempts -= 1
+
+
 def message_send_attempt(*, message_id: Any) -> float | None:
     """One delivery attempt of a queued outbound message.
 
@@ -700,6 +708,9 @@ def message_process_inbound(*, message_id: Any) -> float | None:
                     "history": conversations.conversation_history(conversation=conversation, message=message),
                 },
             )
+    except WorkspaceAtCapacity as exc:
+        _unclaim(message)  # nothing was sent: this wait is not an attempt
+        return exc.retry_after
     except A2AError as exc:
         message.error, message.a2a_protocol = exc.reason, exc.protocol
         fields.append("a2a_protocol")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, connections
 
 T = TypeVar("T")
 
@@ -21,3 +21,13 @@ def retry_on_lost_connection(step: Callable[[], T]) -> T:
             raise
         connection.close()
         return step()
+
+
+def release_connections() -> None:
+    """Give this thread's (or greenlet's) database connections back before a long wait on a
+    network peer: to the pool when one is configured (DATABASE_POOL_MAX_SIZE), else closed. The
+    next query takes one again. A connection inside a transaction block is kept (its work is not
+    committed yet; the tests' transactions too)."""
+    for db in connections.all(initialized_only=True):
+        if not db.in_atomic_block:
+            db.close()

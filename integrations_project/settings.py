@@ -114,6 +114,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
 # transaction mode).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+# A process serving many greenlets or threads (the agent worker of the Procfile) shares a small
+# pool of PostgreSQL connections instead of opening one per greenlet: with DATABASE_POOL_MAX_SIZE
+# set, Django's psycopg pool is used (connections are returned to it when closed, and
+# workspaces.delivery returns its connection while an agent thinks). Unset: one connection per
+# thread, kept CONN_MAX_AGE seconds, as before.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
+if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # required by the pool: "closing" returns to it
+    # CONN_HEALTH_CHECKS (on) makes the pool check a connection before handing it out.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # A greenlet waits this long for a free connection before its task fails (and is retried).
+        "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 30.0, minimum=1.0),
+    }
+# Names the process in pg_stat_activity (operators count connections per process kind with it).
+DATABASE_APPLICATION_NAME = env_str("DATABASE_APPLICATION_NAME")
+if DATABASE_APPLICATION_NAME and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = DATABASE_APPLICATION_NAME
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,6 +213,12 @@ A2A_ALLOW_PRIVATE_NETWORKS = env_bool("A2A_ALLOW_PRIVATE_NETWORKS", True)
 A2A_MAX_RESPONSE_BYTES = env_int("A2A_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, minimum=1024)
 # How long the A2A version found for an `auto` workspace (card or refused attempt) is remembered.
 A2A_PROTOCOL_CACHE_SECONDS = env_int("A2A_PROTOCOL_CACHE_SECONDS", 600, minimum=0)
+# Deliveries (schedule runs, chat messages, approval notices) in flight to one workspace's agent
+# at once: its `max_concurrent_tasks`, but never more than this. A delivery that finds the
+# workspace at its limit waits as a due row (no worker slot held) and is tried again shortly.
+WORKSPACE_MAX_CONCURRENT_DELIVERIES = env_int("WORKSPACE_MAX_CONCURRENT_DELIVERIES", 50, minimum=1)
+# How soon a chat message or notice that found its workspace at the limit is tried again.
+DELIVERY_RECHECK_SECONDS = env_float("DELIVERY_RECHECK_SECONDS", 1.0, minimum=0.05)
 
 # Outbound HTTP (common/http.py): one keep-alive connection pool per process, shared by its
 # threads or greenlets. Connections beyond the keep-alive budget are closed after use.
@@ -295,12 +320,19 @@ CELERY_BEAT_SCHEDULE["schedules.dispatch_due"] = {
 # The scheduler's ticks have their own queue, so a backlog of runs on the default queue never
 # holds them back (a worker started without -Q consumes every queue listed here, in turn).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Agent deliveries (the tasks that wait on an agent) go to the `agents` queue, served by the
+# Procfile's I/O worker (`-P gevent`: hundreds of calls in flight per process); everything else
+# stays on the prefork worker (`-X agents`), so neither starves the other.
+AGENT_QUEUE = "agents"
+AGENT_TASKS = ("schedules.execute_run", "channels.process_inbound", "approvals.notify_agent")
 CELERY_TASK_QUEUES = (
     Queue("celery", routing_key="celery"),
     Queue("scheduler", routing_key="scheduler"),
+    Queue(AGENT_QUEUE, routing_key=AGENT_QUEUE),
 )
 CELERY_TASK_ROUTES = {
     "schedules.dispatch_due": {"queue": "scheduler"},
+    **{name: {"queue": AGENT_QUEUE} for name in AGENT_TASKS},
 }
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 

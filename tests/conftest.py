@@ -116,16 +116,17 @@ def fake_http():
 
 @pytest.fixture
 def broker():
-    """The test broker's default queue (tests/support/worker.BrokerQueue), empty at the start
-    and at the end of the test."""
+    """The test broker's queues (tests/support/worker.BrokerQueue), empty at the start and at
+    the end of the test."""
     from django.conf import settings
 
     from tests.support.worker import BrokerQueue
 
     queue = BrokerQueue(settings.CELERY_BROKER_URL)
-    queue.redis.delete("celery")
+    names = [q.name for q in settings.CELERY_TASK_QUEUES]
+    queue.redis.delete(*names)
     yield queue
-    queue.redis.delete("celery")
+    queue.redis.delete(*names)
 
 
 class QueuedInstalls(list):

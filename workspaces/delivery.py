@@ -1,16 +1,38 @@
 """Delivering a prompt to a workspace agent, counted as in flight while it runs (for busy checks),
-in the A2A version the workspace asks for or, with `auto`, the one the agent speaks."""
+in the A2A version the workspace asks for or, with `auto`, the one the agent speaks.
+
+An agent may think for minutes: the database connection is given back while it does (the
+in-flight marker is committed first and removed afterwards), so an I/O worker holding a thousand
+calls needs only a handful of connections. A workspace never has more deliveries in flight than
+its capacity (`max_concurrent_tasks`, bounded by WORKSPACE_MAX_CONCURRENT_DELIVERIES): a delivery
+past it raises `WorkspaceAtCapacity` before anything is sent, and its job waits as a due row.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from common.db import retry_on_lost_connection
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from common.db import release_connections, retry_on_lost_connection
 from observability.metrics import agent_call_timer
 from workspaces import a2a_protocol
 from workspaces.a2a import PROTOCOL_0_3, PROTOCOL_1_0, A2AError, A2AReply, a2a_send
 from workspaces.models import AgentDelivery, Workspace
+from workspaces.selectors import delivery_capacity, delivery_stale_before
+
+SCHEDULE_SOURCE = "schedule"
+
+
+class WorkspaceAtCapacity(Exception):
+    """The workspace already has as many deliveries in flight as it may; nothing was sent."""
+
+    def __init__(self, *, in_flight: int, capacity: int) -> None:
+        super().__init__(f"workspace busy: {in_flight}/{capacity} deliveries in flight")
+        self.retry_after = settings.DELIVERY_RECHECK_SECONDS
 
 
 def deliver_prompt(
@@ -30,7 +52,8 @@ def deliver_prompt(
     """
     if not workspace.url:
         raise A2AError("workspace has no agent url")
-    marker = AgentDelivery.objects.create(workspace=workspace, source=source, reference=str(reference)[:64])
+    marker = _admit(workspace=workspace, source=source, reference=str(reference)[:64])
+    release_connections()  # nothing to hold while the agent thinks
 
     def send(protocol: str) -> A2AReply:
         return a2a_send(
@@ -51,6 +74,26 @@ def deliver_prompt(
     finally:
         # The agent may have answered: a connection lost meanwhile must not lose the answer.
         retry_on_lost_connection(AgentDelivery.objects.filter(pk=marker.pk).delete)
+
+
+def _admit(*, workspace: Workspace, source: str, reference: str) -> AgentDelivery:
+    """Register the delivery as in flight, if the workspace has room for it.
+
+    Schedule runs were admitted by the run's own busy check (under the same workspace lock, with
+    the agent's reported load and the busy grace of the SPEC); other deliveries are admitted here,
+    serialised per workspace by its row lock so two cannot both take the last place.
+    """
+    if source == SCHEDULE_SOURCE:
+        return AgentDelivery.objects.create(workspace=workspace, source=source, reference=reference)
+    with transaction.atomic():
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk").first()
+        capacity = delivery_capacity(workspace)
+        in_flight = AgentDelivery.objects.filter(
+            workspace=workspace, started_at__gte=delivery_stale_before(timezone.now())
+        ).count()
+        if in_flight >= capacity:
+            raise WorkspaceAtCapacity(in_flight=in_flight, capacity=capacity)
+        return AgentDelivery.objects.create(workspace=workspace, source=source, reference=reference)
 
 
 def _send_auto(*, workspace: Workspace, send: Callable[[str], A2AReply]) -> A2AReply:

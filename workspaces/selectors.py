@@ -75,6 +75,12 @@ def delivery_stale_before(now: datetime) -> datetime:
     return now - timedelta(seconds=seconds)
 
 
+def delivery_capacity(workspace: Workspace) -> int:
+    """Deliveries the workspace may have in flight at once: its `max_concurrent_tasks`, never
+    more than WORKSPACE_MAX_CONCURRENT_DELIVERIES server-wide."""
+    return max(1, min(workspace.max_concurrent_tasks, settings.WORKSPACE_MAX_CONCURRENT_DELIVERIES))
+
+
 def workspace_busy_state(*, workspace: Workspace, now: datetime | None = None) -> BusyState:
     now = now or timezone.now()
     stale_before = delivery_stale_before(now)
@@ -83,4 +89,4 @@ def workspace_busy_state(*, workspace: Workspace, now: datetime | None = None) -
     fresh = timedelta(seconds=settings.WORKSPACE_HEARTBEAT_FRESH_SECONDS)
     if workspace.last_heartbeat_at and now - workspace.last_heartbeat_at < fresh:
         reported = workspace.active_tasks
-    return BusyState(in_flight=in_flight, reported=reported, capacity=workspace.max_concurrent_tasks)
+    return BusyState(in_flight=in_flight, reported=reported, capacity=delivery_capacity(workspace))

@@ -387,9 +387,9 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
     workspace, channels, platforms, settings
 ):
     queue = BrokerQueue(settings.CELERY_BROKER_URL)
-    queue.redis.delete("celery")
+    queue.redis.delete("celery", "agents")
     approval = make_approval(workspace)
-    queue.redis.delete("celery")  # the post task published by the create
+    queue.redis.delete("celery", "agents")  # the post task published by the create
     data = posted(approval, platforms)
     start = threading.Barrier(50)
 
@@ -417,7 +417,7 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
     assert len(requests_to(platforms, "/agent")) == 1
     assert chat.approval_refresh_chats(approval_id=approval.pk) == 3
     assert len(requests_to(platforms, "/editMessageText")) == 1
-    queue.redis.delete("celery")
+    queue.redis.delete("celery", "agents")
 
 
 @pytest.mark.django_db

@@ -242,7 +242,7 @@ def test_webhooks_and_sends_are_counted(client, workspace, settings, fake_http):
     assert delta(hooks, platform="telegram", outcome="rejected") == 1
     assert delta(hooks, platform="unknown", outcome="rejected") == 1
     assert delta("integrations_channel_sends_total", platform="telegram", status="sent") == 1
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("celery", "agents")
 
 
 def test_counters_of_every_process_are_summed(client):

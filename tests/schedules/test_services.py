@@ -272,10 +272,13 @@ def test_beat_stores_the_entries_and_health_ignores_beats_send_time(client, sett
     assert body["scheduler_last_tick_at"] is None
 
 
-def test_scheduler_ticks_have_their_own_queue_and_runs_the_default_one():
+def test_scheduler_ticks_have_their_own_queue_and_agent_calls_theirs():
     from integrations_project.celery import app
 
     router = app.amqp.router
     assert router.route({}, "schedules.dispatch_due")["queue"].name == "scheduler"
-    assert router.route({}, "schedules.execute_run")["queue"].name == "celery"
-    assert {queue.name for queue in app.amqp.queues.values()} >= {"celery", "scheduler"}
+    for task in ("schedules.execute_run", "channels.process_inbound", "approvals.notify_agent"):
+        assert router.route({}, task)["queue"].name == "agents"
+    for task in ("channels.send_message", "plugins.install", "approvals.refresh_chats"):
+        assert router.route({}, task)["queue"].name == "celery"
+    assert {queue.name for queue in app.amqp.queues.values()} >= {"celery", "scheduler", "agents"}

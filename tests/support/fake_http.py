@@ -56,6 +56,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # hundreds of clients connect at once in the concurrency tests
     owner: FakeHttpServer
 
 

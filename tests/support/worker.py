@@ -33,9 +33,12 @@ class BrokerQueue:
     def __init__(self, url: str) -> None:
         self.redis = redis.Redis.from_url(url)
 
-    def messages(self, queue: str = "celery") -> list[dict[str, Any]]:
+    def messages(self, queue: str | None = None) -> list[dict[str, Any]]:
+        """Messages of `queue`, or of every queue of the project (queue by queue)."""
+        names = [queue] if queue else [q.name for q in settings.CELERY_TASK_QUEUES]
+        raws = [raw for name in names for raw in reversed(self.redis.lrange(name, 0, -1))]  # LPUSH: newest first
         decoded = []
-        for raw in reversed(self.redis.lrange(queue, 0, -1)):  # LPUSH: newest first
+        for raw in raws:
             envelope = json.loads(raw)
             args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
             decoded.append(
@@ -172,6 +175,50 @@ def run_relay(
         _stop(process)
         log.close()
         log_path.unlink(missing_ok=True)
+
+
+def procfile_command(name: str) -> str:
+    """The command line of process `name` in the Procfile (what `make run` starts)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(f"no process {name!r} in the Procfile")
+
+
+@contextmanager
+def run_procfile_process(
+    name: str, *, env: dict[str, str] | None = None, ready: str = " ready.", ready_timeout: float = 90.0
+) -> Iterator[subprocess.Popen]:
+    """Start process `name` exactly as the Procfile spells it (through the shell, as honcho
+    does), on the test database and broker; wait for `ready` in its log; stop it afterwards."""
+    purge_broker()
+    log_path = Path(settings.VAR_DIR) / f"test-{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+    log = log_path.open("w")
+    process_env = _worker_env(env)
+    # The venv's `celery` and `python` first, as `make run` puts them.
+    process_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{process_env.get('PATH', '')}"
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", f"exec {procfile_command(name)}"],
+        cwd=ROOT,
+        env=process_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while ready not in log_path.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready in {ready_timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        _stop(process)
+        log.close()
+        if not os.environ.get("KEEP_TEST_LOGS"):
+            log_path.unlink(missing_ok=True)
 
 
 class CaptureTasks(list):
