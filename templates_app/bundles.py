@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from uuid import UUID
 from django.utils import timezone
 
 from common.errors import ApplicationError
+from common.storable import Unstorable, json_problem
 from templates_app.models import SLUG_PATTERN, WorkspaceOrigin
 from templates_app.sections import ImportContext, check_memory_key, check_secret_key, chunked, sections
 from templates_app.tree import (
@@ -148,28 +148,19 @@ def bundle_loads(raw: bytes | str) -> Any:
     return json.loads(raw, parse_constant=_refuse_json_constant)
 
 
-def _storable_problem(document: Any) -> str | None:
-    """Why PostgreSQL could not store this document (NUL characters, non-finite numbers), if so."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return "Numbers must be finite (no NaN or Infinity)."
-        if isinstance(item, str) and "\x00" in item:
-            return "Strings may not contain NUL characters."
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
+_UNSTORABLE_MESSAGES = {
+    Unstorable.NON_FINITE: "Numbers must be finite (no NaN or Infinity).",
+    Unstorable.NUL: "Strings may not contain NUL characters.",
+    Unstorable.SURROGATE: "Strings may not contain unpaired surrogates.",
+}
 
 
 def bundle_check_storable(bundle: Any) -> None:
     """400 for a document the database cannot hold (checked before it is stored or parsed)."""
-    problem = _storable_problem(bundle)
-    if problem:
-        raise ApplicationError(f"The bundle is not valid. {problem}", details={"bundle": [problem]})
+    problem = json_problem(bundle)
+    if problem is not None:
+        message = _UNSTORABLE_MESSAGES[problem]
+        raise ApplicationError(f"The bundle is not valid. {message}", details={"bundle": [message]})
 
 
 def _clean_list_of_objects(
