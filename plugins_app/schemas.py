@@ -19,9 +19,9 @@ def _text(limit: int) -> dict[str, Any]:
     return {
         "type": ["string", "number", "null"],
         "maxLength": limit,
-        # A number's text is at most `limit` characters too (sign included).
+        # A number's text is at most `limit` characters too (a minus sign included).
         "exclusiveMinimum": -(10 ** (limit - 1)),
-        "exclusiveMaximum": 10 ** (limit - 1),
+        "exclusiveMaximum": 10**limit,
         "x-message": {
             "type": "Must be a string.",
             "maxLength": f"Must be at most {limit} characters.",

@@ -285,10 +285,10 @@ def org_plan(*, document: Any, root: Path) -> OrgPlan:
         fields = clean_workspace_fields(merged, label, errors)
         own_config = fields["config"] if isinstance(fields["config"], dict) else {}
         config = {**(template.config if template else {}), **own_config}
-        if isinstance(raw.get("system_prompt_file"), str):
-            config["system_prompt"] = _read_reference(root, raw["system_prompt_file"])
-        elif "system_prompt" in raw:
+        if "system_prompt" in raw:
             config["system_prompt"] = raw["system_prompt"]
+        elif isinstance(raw.get("system_prompt_file"), str):
+            config["system_prompt"] = _read_reference(root, raw["system_prompt_file"])
         if template is not None and template.config_schema:
             for field, messages in validate_template_config(
                 config=config, config_schema=template.config_schema

@@ -181,7 +181,7 @@ BUNDLE = DocumentSchema(
                 "const": BUNDLE_VERSION,
                 "x-message": f"Must be {BUNDLE_VERSION}.",
             },
-            "exported_at": {},
+            "exported_at": True,
             "workspace": {"type": "object", "x-message": "Required: the root workspace object."},
         },
         "required": ["format", "version", "workspace"],
@@ -190,7 +190,7 @@ BUNDLE = DocumentSchema(
 )
 
 # Schedules and channels are checked by their sections when the tree is created.
-_ANY = {}
+_ANY = True
 BUNDLE_NODE = DocumentSchema(
     {
         "type": "object",
@@ -246,8 +246,8 @@ TEMPLATE_MANIFEST = DocumentSchema(
                 "x-message": "Must be an integer from 1 to 4.",
             },
             # Checked by validate_template_config: config_schema is itself a JSON Schema.
-            "config": {},
-            "config_schema": {},
+            "config": True,
+            "config_schema": True,
         },
     }
 )
