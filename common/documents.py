@@ -119,6 +119,7 @@ class DocumentSchema:
     """One JSON Schema (checked when it is built), applied to documents or to one node of them.
 
     `root` names the document in the locations of its unknown top-level keys (`org.bogus`).
+    Allowed keys are those of `properties` (the schemas here use no `patternProperties`).
     """
 
     def __init__(self, schema: dict[str, Any], *, root: str = "") -> None:

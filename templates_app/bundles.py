@@ -190,11 +190,10 @@ def bundle_parse(
             },
         )
         nodes.append(node)
-        children = raw.get("children") or []
-        if isinstance(children, list):
-            # Reversed onto the stack so nodes come out in document (pre-)order.
-            for i in reversed(range(len(children))):
-                stack.append((children[i], node.index, depth + 1, f"{label}.children[{i}]"))
+        children = as_list(raw.get("children"))
+        # Reversed onto the stack so nodes come out in document (pre-)order.
+        for i in reversed(range(len(children))):
+            stack.append((children[i], node.index, depth + 1, f"{label}.children[{i}]"))
     errors.raise_if_any("The bundle is not valid.")
     return nodes
 

@@ -182,7 +182,7 @@ def _plan_schedules(raw: Any, label: str, root: Path, errors: ErrorCollector) ->
         if not isinstance(item, dict):
             continue
         prompt = item.get("prompt")
-        if isinstance(item.get("prompt_file"), str) and prompt is None:
+        if "prompt" not in item and isinstance(item.get("prompt_file"), str):
             prompt = _read_reference(root, item["prompt_file"])
         name = item.get("name") or ""
         if isinstance(name, str) and name:
