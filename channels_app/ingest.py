@@ -39,7 +39,7 @@ from channels_app.adapters import get_adapter
 from channels_app.adapters.base import InboundEvent, credential_digest
 from channels_app.adapters.telegram import TelegramAdapter
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
-from workspaces.a2a import storable_text
+from common.storable import storable_json, storable_text
 
 RouteKey = tuple[str, str | None]
 PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, RecursionError)
@@ -84,18 +84,8 @@ def storable_event(event: InboundEvent) -> InboundEvent | None:
         sender_id=ids[1],
         event_id=ids[2],
         text=storable_text(event.text),
-        meta=_storable_json(event.meta),
+        meta=storable_json(event.meta),
     )
-
-
-def _storable_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return storable_text(value)
-    if isinstance(value, dict):
-        return {storable_text(str(k)): _storable_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_storable_json(v) for v in value]
-    return value
 
 
 def store_event(channel_ids: Sequence[Any], event: InboundEvent) -> list[str]:

@@ -22,6 +22,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.utils import json as drf_json
 
 from common.errors import ApplicationError
+from common.storable import json_problem
 
 UNSTORABLE_MESSAGE = "Strings in the request body must not contain NUL (\\u0000) or unpaired surrogates."
 
@@ -48,31 +49,6 @@ def loads_strict(data: bytes | str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
-def _is_storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_storable(data: Any) -> None:
-    """Walks the parsed body without recursion; raises `invalid_request` on a bad string."""
-    pending = [data]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if not _is_storable(item):
-                raise ApplicationError(UNSTORABLE_MESSAGE, code="invalid_request")
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-
-
 class StrictJSONParser(JSONParser):
     """DRF's JSONParser (strict: no NaN/Infinity) plus the checks above."""
 
@@ -86,5 +62,6 @@ class StrictJSONParser(JSONParser):
             raise ParseError(f"JSON parse error - {exc}") from None
         except RecursionError:
             raise ParseError("The request body is nested too deeply.") from None
-        check_storable(data)
+        if json_problem(data) is not None:
+            raise ApplicationError(UNSTORABLE_MESSAGE, code="invalid_request")
         return data

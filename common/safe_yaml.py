@@ -2,20 +2,19 @@
 
 Safe loader only, and stricter than `yaml.safe_load`: anchors and aliases are refused before
 anything is expanded (no alias bombs), explicit tags are refused (`!!python/object` and the
-like), nesting is capped, dates stay strings, duplicate keys are refused, and `.nan`/`.inf` and NUL characters are refused
+like), nesting is capped, dates stay strings, duplicate keys are refused, and `.nan`/`.inf`, NUL characters and lone surrogates are refused
 (so values are always storable in PostgreSQL JSON and text columns), and the input size is
 capped before parsing.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from common.errors import ApplicationError, PayloadTooLarge
+from common.storable import Unstorable, json_problem
 
 MAX_YAML_BYTES = 1024 * 1024
 MAX_YAML_DEPTH = 64
@@ -84,20 +83,11 @@ _StrictLoader.yaml_implicit_resolvers = {
 }
 
 
-def _check_storable(document: Any) -> None:
-    """Refuse what JSON/PostgreSQL cannot hold: non-finite numbers and NUL characters."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise YamlError("YAML refused: .nan and .inf are not allowed (values must be JSON numbers).")
-        if isinstance(item, str) and "\x00" in item:
-            raise YamlError("YAML refused: strings may not contain NUL characters.")
-        if isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+_UNSTORABLE_MESSAGES = {
+    Unstorable.NON_FINITE: "YAML refused: .nan and .inf are not allowed (values must be JSON numbers).",
+    Unstorable.NUL: "YAML refused: strings may not contain NUL characters.",
+    Unstorable.SURROGATE: "YAML refused: strings may not contain unpaired surrogates.",
+}
 
 
 def load_yaml(text: str | bytes, *, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_YAML_DEPTH) -> Any:
@@ -118,7 +108,9 @@ def load_yaml(text: str | bytes, *, max_bytes: int = MAX_YAML_BYTES, max_depth: 
         ) from None
     try:
         document = loader.get_single_data()
-        _check_storable(document)
+        problem = json_problem(document)
+        if problem is not None:
+            raise YamlError(_UNSTORABLE_MESSAGES[problem])
         return document
     except YamlError:
         raise

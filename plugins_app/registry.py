@@ -14,16 +14,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.documents import ErrorCollector
 from common.errors import ApplicationError
 from common.fetch import LOCAL_NAME_PATTERN
 from common.safe_yaml import YamlError, load_yaml
+from plugins_app.schemas import PLUGIN_MANIFEST
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "plugin.yaml"
 MANIFEST_MAX_BYTES = 256 * 1024
 _NAME = re.compile(LOCAL_NAME_PATTERN)
-_TEXT_LIMITS = {"version": 64, "author": 200, "description": 4000}
 
 
 @dataclass(frozen=True)
@@ -73,43 +74,27 @@ def _invalid(message: str) -> ApplicationError:
     return YamlError(f"plugin.yaml: {message}")
 
 
-def _text(data: dict[str, Any], key: str) -> str:
-    value = data.get(key, "")
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _invalid(f"{key} must be a string")
-    text = str(value)
-    if len(text) > _TEXT_LIMITS[key]:
-        raise _invalid(f"{key} is longer than {_TEXT_LIMITS[key]} characters")
-    return text
-
-
-def _string_list(data: dict[str, Any], key: str) -> list[str]:
-    value = data.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise _invalid(f"{key} must be a list of strings")
-    if len(value) > 100:
-        raise _invalid(f"{key} has more than 100 items")
-    return list(value)
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def manifest_parse(raw: bytes, *, name: str) -> PluginManifest:
-    """Validate a plugin.yaml document; the plugin's name comes from its source, not the file."""
+    """Validate a plugin.yaml document (`PLUGIN_MANIFEST`); the plugin's name comes from its
+    source, not the file."""
     data = load_yaml(raw, max_bytes=MANIFEST_MAX_BYTES)
     if not isinstance(data, dict):
         raise _invalid("the document must be a mapping")
-    skills = data.get("skills") or []
-    if not isinstance(skills, list) or not all(isinstance(item, (str, dict)) for item in skills):
-        raise _invalid("skills must be a list")
+    errors = ErrorCollector()
+    PLUGIN_MANIFEST.check(data, errors)
+    errors.raise_if_any("plugin.yaml:", error=YamlError)
     return PluginManifest(
         name=name,
-        version=_text(data, "version"),
-        description=_text(data, "description"),
-        author=_text(data, "author"),
-        tags=_string_list(data, "tags"),
-        runtimes=_string_list(data, "runtimes"),
-        skills=list(skills),
+        version=_text(data.get("version")),
+        description=_text(data.get("description")),
+        author=_text(data.get("author")),
+        tags=list(data.get("tags") or []),
+        runtimes=list(data.get("runtimes") or []),
+        skills=list(data.get("skills") or []),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +16,15 @@ from uuid import UUID
 
 from django.utils import timezone
 
+from common.documents import ErrorCollector, as_list
 from common.errors import ApplicationError
-from templates_app.models import SLUG_PATTERN, WorkspaceOrigin
-from templates_app.sections import ImportContext, check_memory_key, check_secret_key, chunked, sections
+from common.storable import Unstorable, json_problem
+from templates_app.models import WorkspaceOrigin
+from templates_app.schemas import BUNDLE, BUNDLE_FORMAT, BUNDLE_NODE, BUNDLE_VERSION
+from templates_app.sections import ImportContext, check_secret_key, chunked, sections
 from templates_app.tree import (
-    ErrorCollector,
     NodeSpec,
     Progress,
-    check_keys,
     clean_workspace_fields,
     no_progress,
     subtree_collect,
@@ -32,33 +32,9 @@ from templates_app.tree import (
 )
 from workspaces.models import Workspace
 
-BUNDLE_FORMAT = "integrations-bundle"
-BUNDLE_VERSION = 1
 MAX_BUNDLE_BYTES = 10 * 1024 * 1024
 MAX_BUNDLE_DEPTH = 64
 MAX_BUNDLE_WORKSPACES = 10_000
-
-WORKSPACE_FIELDS = (
-    "name",
-    "role",
-    "runtime",
-    "tier",
-    "url",
-    "a2a_protocol",
-    "max_concurrent_tasks",
-    "config",
-)
-NODE_KEYS = {
-    *WORKSPACE_FIELDS,
-    "template",
-    "secrets",
-    "memory",
-    "schedules",
-    "channels",
-    "plugins",
-    "children",
-}
-TOP_KEYS = {"format", "version", "exported_at", "workspace"}
 
 
 def _iso(value: Any) -> str:
@@ -148,99 +124,40 @@ def bundle_loads(raw: bytes | str) -> Any:
     return json.loads(raw, parse_constant=_refuse_json_constant)
 
 
-def _storable_problem(document: Any) -> str | None:
-    """Why PostgreSQL could not store this document (NUL characters, non-finite numbers), if so."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return "Numbers must be finite (no NaN or Infinity)."
-        if isinstance(item, str) and "\x00" in item:
-            return "Strings may not contain NUL characters."
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
+_UNSTORABLE_MESSAGES = {
+    Unstorable.NON_FINITE: "Numbers must be finite (no NaN or Infinity).",
+    Unstorable.NUL: "Strings may not contain NUL characters.",
+    Unstorable.SURROGATE: "Strings may not contain unpaired surrogates.",
+}
 
 
 def bundle_check_storable(bundle: Any) -> None:
     """400 for a document the database cannot hold (checked before it is stored or parsed)."""
-    problem = _storable_problem(bundle)
-    if problem:
-        raise ApplicationError(f"The bundle is not valid. {problem}", details={"bundle": [problem]})
+    problem = json_problem(bundle)
+    if problem is not None:
+        message = _UNSTORABLE_MESSAGES[problem]
+        raise ApplicationError(f"The bundle is not valid. {message}", details={"bundle": [message]})
 
 
-def _clean_list_of_objects(
-    value: Any, label: str, allowed: set[str], errors: ErrorCollector
-) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        errors.add(label, "Must be a list.")
-        return []
-    return [item for i, item in enumerate(value) if check_keys(item, allowed, f"{label}[{i}]", errors)]
-
-
-SCHEDULE_KEYS = {"name", "expression", "timezone", "prompt", "enabled", "source"}
-CHANNEL_KEYS = {"platform", "name", "allowlist", "enabled", "config"}
-PLUGIN_KEYS = {"name", "source"}
-
-
-def _bundle_node_data(raw: dict[str, Any], label: str, errors: ErrorCollector) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    secrets = raw.get("secrets") or []
-    if not isinstance(secrets, list):
-        errors.add(f"{label}.secrets", "Must be a list of keys.")
-        secrets = []
+def _secret_keys(raw: Any, label: str, errors: ErrorCollector) -> list[str]:
+    """Secret keys follow the model's rule; each refused key is named at `<label>.secrets`."""
+    secrets = as_list(raw)
     for key in secrets:
         problem = check_secret_key(key)
         if problem:
             errors.add(f"{label}.secrets", problem)
-    if len(set(map(str, secrets))) != len(secrets):
-        errors.add(f"{label}.secrets", "Keys must be unique.")
-    data["secrets"] = secrets
-    memory = raw.get("memory") or {}
-    if not isinstance(memory, dict):
-        errors.add(f"{label}.memory", "Must be an object.")
-        memory = {}
-    for key in memory:
-        problem = check_memory_key(key)
-        if problem:
-            errors.add(f"{label}.memory", problem)
-    data["memory"] = memory
-    data["schedules"] = _clean_list_of_objects(
-        raw.get("schedules"), f"{label}.schedules", SCHEDULE_KEYS, errors
-    )
-    data["channels"] = _clean_list_of_objects(raw.get("channels"), f"{label}.channels", CHANNEL_KEYS, errors)
-    plugins = _clean_list_of_objects(raw.get("plugins"), f"{label}.plugins", PLUGIN_KEYS, errors)
-    sources = []
-    for i, plugin in enumerate(plugins):
-        source = plugin.get("source")
-        if not isinstance(source, str) or not source:
-            errors.add(f"{label}.plugins[{i}].source", "Required: a plugin source.")
-        else:
-            sources.append(source)
-    data["plugins"] = sources
-    return data
+    return secrets
 
 
 def bundle_parse(
     *, bundle: Any, max_depth: int | None = None, max_workspaces: int | None = None
 ) -> list[NodeSpec]:
-    """Check a bundle document completely and flatten it into nodes (nothing written)."""
+    """Check a bundle document completely and flatten it into nodes (nothing written): the
+    shapes by `BUNDLE` and `BUNDLE_NODE` (templates_app/schemas.py), limits and keys here."""
     if not isinstance(bundle, dict):
         raise ApplicationError("The bundle must be a JSON object.")
     errors = ErrorCollector()
-    check_keys(bundle, TOP_KEYS, "bundle", errors)
-    if bundle.get("format") != BUNDLE_FORMAT:
-        errors.add("format", f"Must be {BUNDLE_FORMAT!r}.")
-    version = bundle.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version != BUNDLE_VERSION:
-        errors.add("version", f"Must be {BUNDLE_VERSION}.")
-    if not isinstance(bundle.get("workspace"), dict):
-        errors.add("workspace", "Required: the root workspace object.")
+    BUNDLE.check(bundle, errors)
     errors.raise_if_any("The bundle is not valid.")
     _walk_limits(
         bundle["workspace"],
@@ -253,28 +170,27 @@ def bundle_parse(
     stack: list[tuple[Any, int | None, int, str]] = [(bundle["workspace"], None, 1, "workspace")]
     while stack:
         raw, parent_index, depth, label = stack.pop()
-        if not check_keys(raw, NODE_KEYS, label, errors):
+        BUNDLE_NODE.check(raw, errors, at=label)
+        if not isinstance(raw, dict):
             continue
-        template = raw.get("template")
-        if template not in (None, "") and (
-            not isinstance(template, str) or not re.fullmatch(SLUG_PATTERN, template)
-        ):
-            errors.add(f"{label}.template", f"Must be a template slug ({SLUG_PATTERN}) or null.")
-            template = None
+        plugins = as_list(raw.get("plugins"))
         node = NodeSpec(
             index=len(nodes),
             parent_index=parent_index,
             depth=depth,
             label=label,
             fields=clean_workspace_fields(raw, label, errors),
-            template_slug=template or None,
-            data=_bundle_node_data(raw, label, errors),
+            template_slug=raw.get("template") or None,
+            data={
+                "secrets": _secret_keys(raw.get("secrets"), label, errors),
+                "memory": raw.get("memory") or {},
+                "schedules": raw.get("schedules") or [],
+                "channels": raw.get("channels") or [],
+                "plugins": [plugin.get("source") for plugin in plugins if isinstance(plugin, dict)],
+            },
         )
         nodes.append(node)
-        children = raw.get("children") or []
-        if not isinstance(children, list):
-            errors.add(f"{label}.children", "Must be a list.")
-            continue
+        children = as_list(raw.get("children"))
         # Reversed onto the stack so nodes come out in document (pre-)order.
         for i in reversed(range(len(children))):
             stack.append((children[i], node.index, depth + 1, f"{label}.children[{i}]"))

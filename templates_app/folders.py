@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.documents import ErrorCollector
 from common.errors import ApplicationError, PayloadTooLarge
 from common.paths import InvalidPath, resolve_inside
 from common.safe_yaml import MAX_YAML_BYTES, load_yaml
 from templates_app.models import SLUG_PATTERN, validate_template_config
+from templates_app.schemas import TEMPLATE_MANIFEST
 from workspaces.services import runtime_normalize
 
 TEMPLATE_FILE = "template.yaml"
-TEMPLATE_KEYS = {"name", "description", "runtime", "tier", "config", "config_schema"}
 MAX_TEMPLATE_FILES = 1000
 MAX_TEMPLATE_FILES_BYTES = 5 * 1024 * 1024
 
@@ -57,38 +58,29 @@ def check_slug(slug: str) -> str:
 
 
 def template_manifest_clean(document: Any, *, slug: str) -> dict[str, Any]:
-    """The template.yaml fields, checked (runtime known, tier 1–4, config valid for its schema)."""
+    """The template.yaml fields: shapes by `TEMPLATE_MANIFEST`, then a runtime this server
+    knows and a config valid for its own config_schema."""
     if not isinstance(document, dict):
         raise ApplicationError("template.yaml must be a mapping.")
-    errors: dict[str, list[str]] = {}
-    for key in sorted(set(document) - TEMPLATE_KEYS):
-        errors[str(key)] = ["Unknown field."]
-    name = document.get("name") or slug
-    if not isinstance(name, str) or len(name) > 200:
-        errors["name"] = ["Must be a string of at most 200 characters."]
-    description = document.get("description") or ""
-    if not isinstance(description, str):
-        errors["description"] = ["Must be a string."]
+    errors = ErrorCollector()
+    TEMPLATE_MANIFEST.check(document, errors)
     from django.conf import settings
 
     runtime = document.get("runtime") or settings.WORKSPACE_DEFAULT_RUNTIME
     normalized = runtime_normalize(runtime) if isinstance(runtime, str) else None
-    if normalized is None:
-        errors["runtime"] = ["Unknown runtime."]
-    tier = document.get("tier", 2)
-    if not isinstance(tier, int) or isinstance(tier, bool) or not 1 <= tier <= 4:
-        errors["tier"] = ["Must be an integer from 1 to 4."]
+    if isinstance(runtime, str) and normalized is None:
+        errors.add("runtime", "Unknown runtime.")
     config = document.get("config") or {}
     config_schema = document.get("config_schema") or {}
-    errors.update(validate_template_config(config=config, config_schema=config_schema))
-    if errors:
-        first = next(iter(errors))
-        raise ApplicationError(f"template.yaml is not valid: {first}: {errors[first][0]}", details=errors)
+    for key, messages in validate_template_config(config=config, config_schema=config_schema).items():
+        for message in messages:
+            errors.add(key, message)
+    errors.raise_if_any("template.yaml is not valid:")
     return {
-        "name": name,
-        "description": description,
+        "name": document.get("name") or slug,
+        "description": document.get("description") or "",
         "runtime": normalized,
-        "tier": tier,
+        "tier": document.get("tier", 2),
         "config": config,
         "config_schema": config_schema,
     }

@@ -19,21 +19,15 @@ from uuid import UUID
 
 from django.conf import settings
 
+from common.documents import ErrorCollector, as_list
 from common.errors import ApplicationError
 from common.paths import InvalidPath, read_text_inside, resolve_inside
 from common.safe_yaml import MAX_YAML_BYTES, load_yaml
 from templates_app.models import WorkspaceTemplate, validate_template_config
 from templates_app.org_env import ORG_ENV_FILE, MissingEnv, org_env_values, org_folder_env, redact
-from templates_app.sections import ImportContext, check_memory_key
-from templates_app.tree import (
-    ErrorCollector,
-    NodeSpec,
-    Progress,
-    check_keys,
-    clean_workspace_fields,
-    no_progress,
-    tree_create,
-)
+from templates_app.schemas import DEFAULT_FIELDS, ORG, ORG_NODE
+from templates_app.sections import ImportContext
+from templates_app.tree import NodeSpec, Progress, clean_workspace_fields, no_progress, tree_create
 from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -41,28 +35,6 @@ logger = logging.getLogger(__name__)
 ORG_FILE = "org.yaml"
 MAX_ORG_WORKSPACES = 10_000  # the same cap as a bundle
 ENV_REFERENCE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
-ORG_KEYS = {"name", "description", "defaults", "workspaces"}
-DEFAULT_KEYS = {"runtime", "tier", "plugins", "max_concurrent_tasks", "a2a_protocol"}
-NODE_KEYS = {
-    "name",
-    "role",
-    "runtime",
-    "tier",
-    "template",
-    "url",
-    "a2a_protocol",
-    "config",
-    "max_concurrent_tasks",
-    "system_prompt",
-    "system_prompt_file",
-    "schedules",
-    "channels",
-    "plugins",
-    "memory",
-    "children",
-}
-SCHEDULE_KEYS = {"name", "expression", "timezone", "prompt", "prompt_file", "enabled"}
-CHANNEL_KEYS = {"platform", "config", "allowlist", "name", "enabled"}
 
 
 def _strings(document: Any):
@@ -202,118 +174,54 @@ def org_template_list() -> list[OrgTemplateInfo]:
 # --- Planning -------------------------------------------------------------------------------------
 
 
-def _as_list(value: Any, label: str, errors: ErrorCollector) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        errors.add(label, "Must be a list.")
-        return []
-    return value
-
-
 def _plan_schedules(raw: Any, label: str, root: Path, errors: ErrorCollector) -> list[dict[str, Any]]:
+    """Schedules with their defaults and prompt files read; shapes are `ORG_NODE`'s."""
     schedules = []
     names: set[str] = set()
-    for i, item in enumerate(_as_list(raw, label, errors)):
-        where = f"{label}[{i}]"
-        if not check_keys(item, SCHEDULE_KEYS, where, errors):
-            continue
-        if "prompt" in item and "prompt_file" in item:
-            errors.add(where, "Give prompt or prompt_file, not both.")
+    for i, item in enumerate(as_list(raw)):
+        if not isinstance(item, dict):
             continue
         prompt = item.get("prompt")
-        if "prompt_file" in item:
+        if "prompt" not in item and isinstance(item.get("prompt_file"), str):
             prompt = _read_reference(root, item["prompt_file"])
-        if not isinstance(prompt, str):
-            errors.add(f"{where}.prompt", "Required: a string (or prompt_file).")
-            continue
         name = item.get("name") or ""
-        if not isinstance(name, str):
-            errors.add(f"{where}.name", "Must be a string.")
-            continue
-        if name and name in names:
-            errors.add(f"{where}.name", "Schedule names must be unique within a workspace.")
-        names.add(name)
-        enabled = item.get("enabled", True)
-        if not isinstance(enabled, bool):
-            errors.add(f"{where}.enabled", "Must be true or false.")
-            continue
-        expression = item.get("expression")
-        timezone_name = item.get("timezone", "UTC")
-        if not isinstance(expression, str):
-            errors.add(f"{where}.expression", "Required: a cron expression.")
-            continue
-        if not isinstance(timezone_name, str):
-            errors.add(f"{where}.timezone", "Must be a string.")
-            continue
+        if isinstance(name, str) and name:
+            if name in names:
+                errors.add(f"{label}[{i}].name", "Schedule names must be unique within a workspace.")
+            names.add(name)
         schedules.append(
             {
                 "name": name,
-                "expression": expression,
-                "timezone": timezone_name,
+                "expression": item.get("expression"),
+                "timezone": item.get("timezone", "UTC"),
                 "prompt": prompt,
-                "enabled": enabled,
+                "enabled": item.get("enabled", True),
                 "source": "template",
             }
         )
     return schedules
 
 
-def _plan_channels(raw: Any, label: str, errors: ErrorCollector) -> list[dict[str, Any]]:
-    channels = []
-    for i, item in enumerate(_as_list(raw, label, errors)):
-        where = f"{label}[{i}]"
-        if not check_keys(item, CHANNEL_KEYS, where, errors):
-            continue
-        platform = item.get("platform")
-        config = item.get("config") or {}
-        allowlist = item.get("allowlist") or []
-        enabled = item.get("enabled", True)
-        name = item.get("name") or ""
-        if not isinstance(platform, str):
-            errors.add(f"{where}.platform", "Required: a platform.")
-        elif not isinstance(config, dict):
-            errors.add(f"{where}.config", "Must be an object.")
-        elif not isinstance(allowlist, list):
-            errors.add(f"{where}.allowlist", "Must be a list.")
-        elif not isinstance(enabled, bool):
-            errors.add(f"{where}.enabled", "Must be true or false.")
-        elif not isinstance(name, str):
-            errors.add(f"{where}.name", "Must be a string.")
-        else:
-            channels.append(
-                {
-                    "platform": platform,
-                    "config": config,
-                    "allowlist": [str(entry) for entry in allowlist],
-                    "enabled": enabled,
-                    "name": name,
-                }
-            )
-    return channels
+def _plan_channels(raw: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "platform": item.get("platform"),
+            "config": item.get("config") or {},
+            "allowlist": [str(entry) for entry in as_list(item.get("allowlist"))],
+            "enabled": item.get("enabled", True),
+            "name": item.get("name") or "",
+        }
+        for item in as_list(raw)
+        if isinstance(item, dict)
+    ]
 
 
-def _plan_plugins(raw: Any, label: str, defaults: list[str], errors: ErrorCollector) -> list[str]:
+def _plan_plugins(raw: Any, defaults: list[str]) -> list[str]:
     sources = list(defaults)
-    for i, source in enumerate(_as_list(raw, label, errors)):
-        if not isinstance(source, str) or not source.strip():
-            errors.add(f"{label}[{i}]", "Must be a plugin source such as local://name.")
-        elif source not in sources:
+    for source in as_list(raw):
+        if source not in sources:
             sources.append(source)
     return sources
-
-
-def _plan_memory(raw: Any, label: str, errors: ErrorCollector) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        errors.add(label, "Must be an object.")
-        return {}
-    for key in raw:
-        problem = check_memory_key(key)
-        if problem:
-            errors.add(label, problem)
-    return raw
 
 
 def _template_slugs(document: Mapping[str, Any]) -> set[str]:
@@ -337,32 +245,20 @@ class OrgPlan:
 
 
 def org_plan(*, document: Any, root: Path) -> OrgPlan:
-    """Turn an expanded org document into nodes, reading referenced files (nothing written)."""
+    """Turn an expanded org document into nodes, reading referenced files (nothing written).
+    Shapes are checked by `ORG` and `ORG_NODE` (templates_app/schemas.py); what needs the
+    database or the disk (templates, files) is checked here."""
     errors = ErrorCollector()
-    if not check_keys(document, ORG_KEYS, "org", errors):
-        errors.raise_if_any("The org template is not valid.")
-    name = document.get("name")
-    if not isinstance(name, str) or not name.strip():
-        errors.add("name", "Required: the org name.")
-    description = document.get("description") or ""
-    if not isinstance(description, str):
-        errors.add("description", "Must be a string.")
-    raw_defaults = document.get("defaults") or {}
-    defaults: dict[str, Any] = {}
-    default_plugins: list[str] = []
-    if check_keys(raw_defaults, DEFAULT_KEYS, "defaults", errors):
-        probe = {
-            key: raw_defaults[key]
-            for key in ("runtime", "tier", "max_concurrent_tasks", "a2a_protocol")
-            if key in raw_defaults
-        }
-        defaults = clean_workspace_fields({"name": "defaults", **probe}, "defaults", errors)
-        defaults = {key: defaults[key] for key in probe if key in defaults}
-        default_plugins = _plan_plugins(raw_defaults.get("plugins"), "defaults.plugins", [], errors)
-    workspaces = document.get("workspaces")
+    ORG.check(document, errors)
+    workspaces = document.get("workspaces") if isinstance(document, dict) else None
     if not isinstance(workspaces, list) or not workspaces:
-        errors.add("workspaces", "Required: a list of at least one workspace.")
         errors.raise_if_any("The org template is not valid.")
+    raw_defaults = document.get("defaults")
+    raw_defaults = raw_defaults if isinstance(raw_defaults, dict) else {}
+    probe = {key: raw_defaults[key] for key in DEFAULT_FIELDS if key in raw_defaults}
+    fields = clean_workspace_fields(probe, "defaults", errors)
+    defaults = {key: fields[key] for key in probe if key in fields}
+    default_plugins = _plan_plugins(raw_defaults.get("plugins"), [])
 
     templates = {t.slug: t for t in WorkspaceTemplate.objects.filter(slug__in=_template_slugs(document))}
     nodes: list[NodeSpec] = []
@@ -374,11 +270,12 @@ def org_plan(*, document: Any, root: Path) -> OrgPlan:
         if len(nodes) >= MAX_ORG_WORKSPACES:
             message = f"An org template may create at most {MAX_ORG_WORKSPACES} workspaces."
             raise ApplicationError(message, details={"workspaces": [message]})
-        if not check_keys(raw, NODE_KEYS, label, errors):
+        ORG_NODE.check(raw, errors, at=label)
+        if not isinstance(raw, dict):
             continue
         template = None
-        if raw.get("template") is not None:
-            template = templates.get(raw["template"]) if isinstance(raw["template"], str) else None
+        if isinstance(raw.get("template"), str):
+            template = templates.get(raw["template"])
             if template is None:
                 errors.add(f"{label}.template", "No workspace template with this slug.")
         base: dict[str, Any] = dict(defaults)
@@ -386,15 +283,12 @@ def org_plan(*, document: Any, root: Path) -> OrgPlan:
             base.update({"runtime": template.runtime, "tier": template.tier})
         merged = {**base, **{key: value for key, value in raw.items() if value is not None}}
         fields = clean_workspace_fields(merged, label, errors)
-        if "system_prompt" in raw and "system_prompt_file" in raw:
-            errors.add(label, "Give system_prompt or system_prompt_file, not both.")
-        config = {**(template.config if template else {}), **fields.get("config", {})}
-        if "system_prompt_file" in raw:
-            config["system_prompt"] = _read_reference(root, raw["system_prompt_file"])
-        elif "system_prompt" in raw:
-            if not isinstance(raw["system_prompt"], str):
-                errors.add(f"{label}.system_prompt", "Must be a string.")
+        own_config = fields["config"] if isinstance(fields["config"], dict) else {}
+        config = {**(template.config if template else {}), **own_config}
+        if "system_prompt" in raw:
             config["system_prompt"] = raw["system_prompt"]
+        elif isinstance(raw.get("system_prompt_file"), str):
+            config["system_prompt"] = _read_reference(root, raw["system_prompt_file"])
         if template is not None and template.config_schema:
             for field, messages in validate_template_config(
                 config=config, config_schema=template.config_schema
@@ -410,18 +304,19 @@ def org_plan(*, document: Any, root: Path) -> OrgPlan:
             fields=fields,
             template_slug=template.slug if template else None,
             data={
-                "memory": _plan_memory(raw.get("memory"), f"{label}.memory", errors),
+                "memory": raw.get("memory") or {},
                 "schedules": _plan_schedules(raw.get("schedules"), f"{label}.schedules", root, errors),
-                "channels": _plan_channels(raw.get("channels"), f"{label}.channels", errors),
-                "plugins": _plan_plugins(raw.get("plugins"), f"{label}.plugins", default_plugins, errors),
+                "channels": _plan_channels(raw.get("channels")),
+                "plugins": _plan_plugins(raw.get("plugins"), default_plugins),
             },
         )
         nodes.append(node)
-        children = _as_list(raw.get("children"), f"{label}.children", errors)
+        children = as_list(raw.get("children"))
         for i in reversed(range(len(children))):
             stack.append((children[i], node.index, depth + 1, f"{label}.children[{i}]"))
     errors.raise_if_any("The org template is not valid.")
-    return OrgPlan(name=name, description=description, nodes=nodes)
+    name = document["name"]
+    return OrgPlan(name=name, description=document.get("description") or "", nodes=nodes)
 
 
 @dataclass

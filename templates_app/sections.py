@@ -24,7 +24,6 @@ from django.apps import apps
 
 from common.errors import ApplicationError
 from workspaces.models import (
-    MEMORY_KEY_PATTERN,
     SECRET_KEY_PATTERN,
     Workspace,
     WorkspaceMemory,
@@ -135,12 +134,6 @@ def section_unavailable(key: str) -> ApplicationError:
     return ApplicationError(
         f"{key} are not available on this server.", code="not_supported", details={key: ["Not supported."]}
     )
-
-
-def check_memory_key(key: Any) -> str | None:
-    if not isinstance(key, str) or not re.fullmatch(MEMORY_KEY_PATTERN, key):
-        return f"Memory key {key!r} must match {MEMORY_KEY_PATTERN}."
-    return None
 
 
 def check_secret_key(key: Any) -> str | None:

@@ -22,16 +22,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
+from common.documents import ErrorCollector
 from common.errors import ApplicationError, Conflict
 from templates_app.models import WorkspaceOrigin
+from templates_app.schemas import WORKSPACE_FIELDS
 from templates_app.sections import BULK_BATCH_SIZE, ImportContext, section_unavailable, sections
 from workspaces.api.serializers import validate_agent_url
-from workspaces.models import MAX_CONCURRENT_TASKS_LIMIT, A2AProtocol, Workspace
+from workspaces.models import Workspace
 from workspaces.quotas import limit_reached, quota_limit
 from workspaces.services import InvalidParent, runtime_normalize
 
 Progress = Callable[[str, int, int], None]
-MAX_REPORTED_ERRORS = 50
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -51,107 +52,34 @@ class NodeSpec:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class ErrorCollector:
-    """Field errors across a whole document, keyed by a readable path (`workspaces[0].tier`)."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-
-    def add(self, path: str, message: str) -> None:
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.setdefault(path, []).append(message)
-
-    def raise_if_any(self, message: str) -> None:
-        if self.errors:
-            first_path, first = next(iter(self.errors.items()))
-            raise ApplicationError(f"{message} {first_path}: {first[0]}", details=self.errors)
-
-
 _url_validator = URLValidator(schemes=["http", "https"])
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def clean_workspace_fields(raw: dict[str, Any], label: str, errors: ErrorCollector) -> dict[str, Any]:
-    """The Workspace columns of a node, checked like `POST /workspaces` checks them."""
-    out: dict[str, Any] = {}
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        errors.add(f"{label}.name", "Required: a string of 1 to 200 characters.")
-    else:
-        out["name"] = name
-    role = raw.get("role", "")
-    if role is None:
-        role = ""
-    if not isinstance(role, str) or len(role) > 500:
-        errors.add(f"{label}.role", "Must be a string of at most 500 characters.")
-    else:
-        out["role"] = role
-    runtime = raw.get("runtime")
-    if runtime is not None:
-        normalized = runtime_normalize(runtime) if isinstance(runtime, str) else None
+    """The Workspace columns of a node whose document schema already checked its shape
+    (`WORKSPACE_FIELDS`; null or absent means the default). What needs the server is checked
+    here, like `POST /workspaces` checks it: a runtime this server runs, an agent URL it may call."""
+    out: dict[str, Any] = {"role": "", "url": "", "config": {}}
+    out.update((key, raw[key]) for key in WORKSPACE_FIELDS if raw.get(key) is not None)
+    runtime = out.get("runtime")
+    if isinstance(runtime, str):
+        normalized = runtime_normalize(runtime)
         if normalized is None:
+            del out["runtime"]  # reported once, where it was written (a default is not repeated per node)
             errors.add(
                 f"{label}.runtime", f"Unknown runtime; allowed: {', '.join(settings.WORKSPACE_RUNTIMES)}."
             )
         else:
             out["runtime"] = normalized
-    tier = raw.get("tier")
-    if tier is not None:
-        if not _is_int(tier) or not 1 <= tier <= 4:
-            errors.add(f"{label}.tier", "Must be an integer from 1 to 4.")
-        else:
-            out["tier"] = tier
-    mct = raw.get("max_concurrent_tasks")
-    if mct is not None:
-        if not _is_int(mct) or not 1 <= mct <= MAX_CONCURRENT_TASKS_LIMIT:
-            errors.add(
-                f"{label}.max_concurrent_tasks", f"Must be an integer from 1 to {MAX_CONCURRENT_TASKS_LIMIT}."
-            )
-        else:
-            out["max_concurrent_tasks"] = mct
-    url = raw.get("url", "")
-    if url is None:
-        url = ""
-    if not isinstance(url, str) or len(url) > 2048:
-        errors.add(f"{label}.url", "Must be a string of at most 2048 characters.")
-    elif url:
+    url = out["url"]
+    if isinstance(url, str) and url:
         try:
             _url_validator(url)
             validate_agent_url(url)
-            out["url"] = url
         except (DjangoValidationError, serializers.ValidationError) as exc:
             messages = getattr(exc, "messages", None) or [str(d) for d in getattr(exc, "detail", [])]
             errors.add(f"{label}.url", messages[0] if messages else "Not a valid URL.")
-    else:
-        out["url"] = ""
-    protocol = raw.get("a2a_protocol")
-    if protocol is not None:
-        if protocol not in A2AProtocol.values or not isinstance(protocol, str):
-            choices = ", ".join(f'"{value}"' for value in A2AProtocol.values)
-            errors.add(f"{label}.a2a_protocol", f"Must be one of {choices} (a string: quote it in YAML).")
-        else:
-            out["a2a_protocol"] = protocol
-    config = raw.get("config", {})
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        errors.add(f"{label}.config", "Must be an object.")
-    else:
-        out["config"] = config
     return out
-
-
-def check_keys(raw: Any, allowed: set[str], label: str, errors: ErrorCollector) -> bool:
-    """`raw` must be a mapping (False if not); unknown keys are reported, and checking goes on."""
-    if not isinstance(raw, dict):
-        errors.add(label, "Must be an object.")
-        return False
-    for key in sorted(str(key) for key in raw if key not in allowed):
-        errors.add(f"{label}.{key}", "Unknown field.")
-    return True
 
 
 _DUPLICATE_KEY = re.compile(r"\(([^)]*)\)=")

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from common.http import HttpError, NetworkPolicy, http_request
+from common.storable import storable_text
 
 PROTOCOL_1_0 = "1.0"
 PROTOCOL_0_3 = "0.3"
@@ -141,17 +142,11 @@ def build_request(
     return {"jsonrpc": "2.0", "id": request_id, "method": METHODS[protocol], "params": {"message": message}}
 
 
-def storable_text(text: str) -> str:
-    """Agent text as the database can store it: NUL characters dropped, lone surrogates replaced.
-
-    Replies are upstream data that every caller stores (run excerpts, channel messages); either
-    character would make that save fail after the agent had answered.
-    """
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-
-
 def _texts(parts: Any) -> list[str]:
-    """Text parts: 0.3 tags them `kind: "text"`; a 1.0 text part is the one holding `text`."""
+    """Text parts: 0.3 tags them `kind: "text"`; a 1.0 text part is the one holding `text`.
+
+    Cleaned for the database: every caller stores replies (run excerpts, channel messages), and a
+    NUL or lone surrogate would make that save fail after the agent had answered."""
     if not isinstance(parts, list):
         return []
     return [

@@ -22,6 +22,7 @@ from approvals.models import (
 )
 from approvals.services import DECISIONS
 from common.serializers import StrictCharField, StrictSerializer
+from common.storable import Unstorable, json_problem
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -63,28 +64,12 @@ class PendingApprovalSerializer(ApprovalSerializer):
         read_only_fields = fields
 
 
-def metadata_problem(value: Any) -> str | None:
-    """Why `value` cannot be stored as metadata, or None.
-
-    PostgreSQL `jsonb` refuses the NUL character, and very deep nesting exhausts Python's
-    recursion limit when the value is encoded; both were 500s. Iterative, so a deep value
-    cannot overflow the check itself.
-    """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list) and depth > METADATA_MAX_DEPTH:
-            return f"Nesting deeper than {METADATA_MAX_DEPTH} levels is not allowed."
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if "\x00" in key:
-                    return "Null characters are not allowed."
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str) and "\x00" in item:
-            return "Null characters are not allowed."
-    return None
+_METADATA_PROBLEMS = {
+    Unstorable.TOO_DEEP: f"Nesting deeper than {METADATA_MAX_DEPTH} levels is not allowed.",
+    Unstorable.NUL: "Null characters are not allowed.",
+    Unstorable.SURROGATE: "Unpaired surrogates are not allowed.",
+    Unstorable.NON_FINITE: "Numbers must be finite.",
+}
 
 
 @extend_schema_field(
@@ -122,9 +107,10 @@ class ApprovalCreateSerializer(StrictSerializer):
     )
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        problem = metadata_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
+        # jsonb refuses NUL, and a very deep value exhausts the recursion limit when encoded.
+        problem = json_problem(value, max_depth=METADATA_MAX_DEPTH)
+        if problem is not None:
+            raise serializers.ValidationError(_METADATA_PROBLEMS[problem])
         return value
 
 

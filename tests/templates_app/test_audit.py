@@ -36,6 +36,7 @@ def _org(node: str) -> str:
         '{name: "A\\0B"}',
         '{name: A, config: {k: "v\\0"}}',
         '{name: A, config: {"k\\0": v}}',
+        '{name: A, memory: {k: "lone \\ud800 surrogate"}}',
     ],
 )
 def test_org_values_the_database_cannot_hold_are_invalid_yaml(as_admin, org_root, node):

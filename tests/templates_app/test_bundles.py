@@ -240,6 +240,16 @@ def test_size_limit_edges(as_admin):
         (lambda b: b["workspace"].update(memory={"bad key": 1}), "workspace.memory"),
         (lambda b: b["workspace"].update(tier=7), "workspace.tier"),
         (lambda b: b["workspace"]["children"].append({"name": ""}), "workspace.children[0].name"),
+        (lambda b: b["workspace"]["children"].append("x"), "workspace.children[0]"),
+        (lambda b: b["workspace"].update(children={}), "workspace.children"),
+        (lambda b: b["workspace"].update(secrets=["A", "A"]), "workspace.secrets"),
+        (lambda b: b["workspace"].update(secrets="A"), "workspace.secrets"),
+        (lambda b: b["workspace"].update(plugins=[{"name": "p"}]), "workspace.plugins[0].source"),
+        (lambda b: b["workspace"].update(schedules=[{"cron": "x"}]), "workspace.schedules[0].cron"),
+        (lambda b: b["workspace"].update(max_concurrent_tasks=2.0), "workspace.max_concurrent_tasks"),
+        (lambda b: b["workspace"].update(runtime="nope"), "workspace.runtime"),
+        (lambda b: b["workspace"].update(url="ftp://x"), "workspace.url"),
+        (lambda b: b.pop("workspace"), "workspace"),
     ],
 )
 def test_invalid_bundles_create_nothing(as_admin, mutate, field):

@@ -327,6 +327,72 @@ def test_shape_errors_name_the_node(as_admin, org_root):
     assert not Workspace.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("node", "location", "message"),
+    [
+        ("{name: A, tier: 2.0}", "workspaces[0].tier", "Must be an integer from 1 to 4."),
+        ("{name: A, max_concurrent_tasks: true}", "workspaces[0].max_concurrent_tasks", "Must be an integer"),
+        ("{name: '  '}", "workspaces[0].name", "Required: a string of 1 to 200 characters."),
+        ("{name: A, system_prompt: x, system_prompt_file: p.md}", "workspaces[0]", "not both"),
+        ("{name: A, system_prompt: [x]}", "workspaces[0].system_prompt", "Must be a string."),
+        (
+            "{name: A, schedules: [{expression: '* * * * *'}]}",
+            "workspaces[0].schedules[0].prompt",
+            "Required",
+        ),
+        (
+            "{name: A, schedules: [{expression: '* * * * *', prompt: p, prompt_file: p.md}]}",
+            "workspaces[0].schedules[0]",
+            "Give prompt or prompt_file, not both.",
+        ),
+        ("{name: A, schedules: [{prompt: p}]}", "workspaces[0].schedules[0].expression", "Required: a cron"),
+        (
+            "{name: A, schedules: [{prompt: p, expression: x, enabled: 1}]}",
+            "workspaces[0].schedules[0].enabled",
+            "",
+        ),
+        ("{name: A, schedules: {}}", "workspaces[0].schedules", "Must be a list."),
+        (
+            "{name: A, channels: [{config: {}}]}",
+            "workspaces[0].channels[0].platform",
+            "Required: a platform.",
+        ),
+        ("{name: A, channels: [{platform: x, allowlist: 1}]}", "workspaces[0].channels[0].allowlist", "list"),
+        ("{name: A, plugins: ['']}", "workspaces[0].plugins[0]", "Must be a plugin source"),
+        ("{name: A, memory: {'bad key': 1}}", "workspaces[0].memory", "Memory key 'bad key' must match"),
+        ("{name: A, children: 5}", "workspaces[0].children", "Must be a list."),
+        ("{name: A, children: [5]}", "workspaces[0].children[0]", "Must be an object."),
+        ("{name: A, template: 5}", "workspaces[0].template", "Must be a string."),
+    ],
+)
+def test_node_shapes_are_reported_where_they_are(as_admin, org_root, node, location, message):
+    response = _import(as_admin, org_yaml=f"name: S\nworkspaces:\n  - {node}\n")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid_request"
+    assert any(message in text for text in response.json()["details"][location]), response.json()
+    assert not Workspace.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("document", "location"),
+    [
+        ("name: S\nbogus: 1\nworkspaces: [{name: A}]\n", "org.bogus"),
+        ("workspaces: [{name: A}]\n", "name"),
+        ("name: S\nworkspaces: []\n", "workspaces"),
+        ("name: S\ndescription: [d]\nworkspaces: [{name: A}]\n", "description"),
+        ("name: S\ndefaults: {tier: 0}\nworkspaces: [{name: A}]\n", "defaults.tier"),
+        ("name: S\ndefaults: {role: r}\nworkspaces: [{name: A}]\n", "defaults.role"),
+        ("name: S\ndefaults: {runtime: nope}\nworkspaces: [{name: A}]\n", "defaults.runtime"),
+        ("- just a list\n", "org"),
+    ],
+)
+def test_document_shapes_are_reported(as_admin, org_root, document, location):
+    response = _import(as_admin, org_yaml=document)
+    assert response.status_code == 400, response.json()
+    assert location in response.json()["details"], response.json()
+    assert not Workspace.objects.exists()
+
+
 def test_sections_of_apps_not_installed_are_refused(as_admin, org_root, monkeypatch):
     """A kind of data whose section is not registered is refused before anything is written."""
     monkeypatch.setattr(

@@ -128,9 +128,12 @@ def test_key_with_trailing_newline_is_refused(as_agent, workspace, kind, key):
 
 def test_imported_keys_must_match_whole_pattern():
     """Bundles and org imports use the same key rules as the API."""
-    from templates_app.sections import check_memory_key, check_secret_key
+    from templates_app.schemas import BUNDLE_NODE, ORG_NODE
+    from templates_app.sections import check_secret_key
 
     assert check_secret_key("API_KEY") is None
     assert check_secret_key("API_KEY\n") is not None
-    assert check_memory_key("notes") is None
-    assert check_memory_key("notes\n") is not None
+    for schema in (BUNDLE_NODE, ORG_NODE):
+        assert list(schema.problems({"name": "a", "memory": {"notes": 1}})) == []
+        [(location, message)] = schema.problems({"name": "a", "memory": {"notes\n": 1}}, at="n")
+        assert location == "n.memory" and message.startswith("Memory key 'notes\\n' must match")
