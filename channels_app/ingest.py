@@ -24,12 +24,12 @@ import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from cachetools import TLRUCache
 from django.conf import settings
 from django.db import connections, router
 from django.utils import timezone
@@ -153,15 +153,18 @@ def store_event(channel_ids: Sequence[Any], event: InboundEvent) -> list[str]:
 class VerifiedRoutes:
     """Which channel a secret header was last proved to belong to, per web process.
 
-    Entries expire after `CHANNEL_VERIFIED_ROUTE_SECONDS` (0 turns the memo off) and the oldest
-    go first beyond `max_entries`. Only the full path adds entries, after a successful
-    verification, so unverified headers never take room.
+    Entries expire after `CHANNEL_VERIFIED_ROUTE_SECONDS` (0 turns the memo off), read when each
+    entry is stored, and the least recently used go first beyond `max_entries` (cachetools'
+    TLRUCache). Only the full path adds entries, after a successful verification, so unverified
+    headers never take room. The cache is not thread-safe by itself (a read reorders it), hence
+    the lock.
     """
 
     def __init__(self, *, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[RouteKey, tuple[UUID, float]] = OrderedDict()
+        self._entries: TLRUCache[RouteKey, UUID] = TLRUCache(
+            maxsize=max_entries, ttu=_route_expiry, timer=clock
+        )
         self._lock = threading.Lock()
 
     @staticmethod
@@ -169,23 +172,15 @@ class VerifiedRoutes:
         return credential_digest(TelegramAdapter.platform, secret), channel_param
 
     def get(self, key: RouteKey) -> UUID | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= self._clock():
-            self.forget(key)
-            return None
-        return entry[0]
+        with self._lock:
+            self._entries.expire()  # drops what is past its time instead of only hiding it
+            return self._entries.get(key)
 
     def remember(self, key: RouteKey, channel_id: UUID) -> None:
-        ttl = settings.CHANNEL_VERIFIED_ROUTE_SECONDS
-        if ttl <= 0:
+        if settings.CHANNEL_VERIFIED_ROUTE_SECONDS <= 0:
             return
         with self._lock:
-            self._entries[key] = (channel_id, self._clock() + ttl)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._entries[key] = channel_id
 
     def forget(self, key: RouteKey) -> None:
         with self._lock:
@@ -194,6 +189,10 @@ class VerifiedRoutes:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _route_expiry(_key: RouteKey, _channel_id: UUID, now: float) -> float:
+    return now + settings.CHANNEL_VERIFIED_ROUTE_SECONDS
 
 
 verified_routes = VerifiedRoutes()
