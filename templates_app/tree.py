@@ -25,10 +25,10 @@ from rest_framework import serializers
 from common.errors import ApplicationError, Conflict
 from templates_app.models import WorkspaceOrigin
 from templates_app.sections import BULK_BATCH_SIZE, ImportContext, section_unavailable, sections
-from workspaces.api.serializers import validate_agent_url
 from workspaces.models import MAX_CONCURRENT_TASKS_LIMIT, A2AProtocol, Workspace
 from workspaces.quotas import limit_reached, quota_limit
 from workspaces.services import InvalidParent, runtime_normalize
+from workspaces.validators import validate_agent_url
 
 Progress = Callable[[str, int, int], None]
 MAX_REPORTED_ERRORS = 50
