@@ -226,7 +226,7 @@ class _Insert:
         if self._sql is None:
             quote = connections[router.db_for_write(ChannelMessage)].ops.quote_name
             message, channel = ChannelMessage._meta, Channel._meta
-            filter_key = TelegramAdapter.chat_filter_key
+            chat_filter = TelegramAdapter.chat_filter_sql(config="c.public_config", chat="%(chat)s::text")
             sql = (
                 f"INSERT INTO {quote(message.db_table)} ({', '.join(map(quote, _COLUMNS))}) "  # noqa: S608
                 "SELECT gen_random_uuid(), c.id, %(direction)s::text, %(chat)s::text, %(sender)s::text, "
@@ -237,10 +237,7 @@ class _Insert:
                 "AND (c.id = m.id OR (m.credential_key <> '' AND c.credential_key = m.credential_key)) "
                 "WHERE m.id = %(channel)s::uuid AND m.platform = %(platform)s::text AND m.enabled "
                 "AND m.lookup_key = %(digest)s::text "
-                # The adapter's chat filter: empty (any falsy JSON value) takes every chat.
-                f"AND (COALESCE(c.public_config -> '{filter_key}', 'null'::jsonb) "
-                "IN ('null', '[]', '{}', '\"\"', '0', 'false') "
-                f"OR c.public_config -> '{filter_key}' ? %(chat)s::text) "
+                f"AND {chat_filter} "  # the adapter's chat filter, as `chat_matches` applies it
                 "ON CONFLICT DO NOTHING RETURNING id"
             )
             order: list[str] = []
