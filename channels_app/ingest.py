@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -37,7 +37,7 @@ from psycopg import pq
 
 from channels_app.adapters import get_adapter
 from channels_app.adapters.base import InboundEvent, credential_digest
-from channels_app.adapters.telegram import TelegramAdapter
+from channels_app.adapters.telegram import SECRET_HEADER, TelegramAdapter
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from workspaces.a2a import storable_text
 
@@ -286,6 +286,14 @@ class _Insert:
 
 
 _insert = _Insert()
+
+
+def route_secret(*, platform: str, headers: Mapping[str, str]) -> str:
+    """The secret header this path routes by; "" for a platform it does not serve (only
+    Telegram's requests carry their channel's secret as a header)."""
+    if platform != TelegramAdapter.platform:
+        return ""
+    return headers.get(SECRET_HEADER) or ""
 
 
 def store_verified_update(

@@ -228,10 +228,10 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
         if claims:
             _check_public_credential(channel, lock=True)
         channel.save()
-        hooked_changed = any(
+        setup_changed = any(
             old_config.get(k) != new_config.get(k) for k in adapter_for(channel.platform).enable_keys
         )
-        if channel.enabled and (not was_enabled or hooked_changed):
+        if channel.enabled and (not was_enabled or setup_changed):
             lifecycle.enable_on_commit(channel)
         elif was_enabled and not channel.enabled:
             lifecycle.disable_on_commit(channel, old_config)

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.db import transaction
 
 from channels_app import commands, conversations, ingest, selectors, typing_indicator
-from channels_app.adapters.telegram import SECRET_HEADER as TELEGRAM_SECRET_HEADER
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from channels_app.services.base import (
     LOGGER_NAME,
@@ -50,7 +49,7 @@ def webhook_receive(
     most `selectors.WEBHOOK_MAX_VERIFICATIONS` credentials.
     """
     adapter = adapter_for(platform)
-    secret = (headers.get(TELEGRAM_SECRET_HEADER) or "") if platform == "telegram" else ""
+    secret = ingest.route_secret(platform=platform, headers=headers)
     if secret:
         stored = ingest.store_verified_update(secret=secret, channel_param=channel_id, body=body)
         if stored is not None:
