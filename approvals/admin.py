@@ -20,12 +20,12 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from access.principal import Principal
 from approvals import services
 from approvals.models import Approval, ApprovalEvent, ApprovalStatus
 from approvals.selectors import status_q
 from common.admin import deleting_through_a_workspace
 from common.errors import ApplicationError
-from tokens.principal import Principal
 
 STATUS_COLOURS = {
     ApprovalStatus.PENDING: "#b76e00",

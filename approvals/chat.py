@@ -25,11 +25,11 @@ from django.conf import settings
 from django.db.models import Q
 from kombu.exceptions import KombuError
 
+from access.principal import Principal
 from approvals.models import Approval, ApprovalChatPost, ApprovalStatus
 from channels_app.adapters import ADAPTERS
 from channels_app.adapters.base import InboundEvent, SendError, http_failure, json_body, platform_call
 from channels_app.models import Channel
-from tokens.principal import Principal
 
 logger = logging.getLogger(__name__)
 

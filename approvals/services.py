@@ -19,11 +19,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from access.principal import Principal
 from approvals import chat
 from approvals.models import NOTE_MAX_CHARS, Approval, ApprovalEvent, ApprovalEventKind, ApprovalStatus
 from common.errors import ApplicationError, Conflict, Forbidden, NotFound
 from common.outbox import wake_on_commit
-from tokens.principal import Principal
 from workspaces.a2a import A2AError
 from workspaces.delivery import WorkspaceAtCapacity, deliver_prompt
 from workspaces.models import Workspace

@@ -24,12 +24,12 @@ import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from cachetools import TLRUCache
 from django.conf import settings
 from django.db import connections, router
 from django.utils import timezone
@@ -37,7 +37,7 @@ from psycopg import pq
 
 from channels_app.adapters import get_adapter
 from channels_app.adapters.base import InboundEvent, credential_digest
-from channels_app.adapters.telegram import TelegramAdapter
+from channels_app.adapters.telegram import SECRET_HEADER, TelegramAdapter
 from channels_app.models import Channel, ChannelMessage, Direction, MessageStatus
 from common.storable import storable_json, storable_text
 
@@ -143,15 +143,18 @@ def store_event(channel_ids: Sequence[Any], event: InboundEvent) -> list[str]:
 class VerifiedRoutes:
     """Which channel a secret header was last proved to belong to, per web process.
 
-    Entries expire after `CHANNEL_VERIFIED_ROUTE_SECONDS` (0 turns the memo off) and the oldest
-    go first beyond `max_entries`. Only the full path adds entries, after a successful
-    verification, so unverified headers never take room.
+    Entries expire after `CHANNEL_VERIFIED_ROUTE_SECONDS` (0 turns the memo off), read when each
+    entry is stored, and the least recently used go first beyond `max_entries` (cachetools'
+    TLRUCache). Only the full path adds entries, after a successful verification, so unverified
+    headers never take room. The cache is not thread-safe by itself (a read reorders it), hence
+    the lock.
     """
 
     def __init__(self, *, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[RouteKey, tuple[UUID, float]] = OrderedDict()
+        self._entries: TLRUCache[RouteKey, UUID] = TLRUCache(
+            maxsize=max_entries, ttu=_route_expiry, timer=clock
+        )
         self._lock = threading.Lock()
 
     @staticmethod
@@ -159,23 +162,15 @@ class VerifiedRoutes:
         return credential_digest(TelegramAdapter.platform, secret), channel_param
 
     def get(self, key: RouteKey) -> UUID | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= self._clock():
-            self.forget(key)
-            return None
-        return entry[0]
+        with self._lock:
+            self._entries.expire()  # drops what is past its time instead of only hiding it
+            return self._entries.get(key)
 
     def remember(self, key: RouteKey, channel_id: UUID) -> None:
-        ttl = settings.CHANNEL_VERIFIED_ROUTE_SECONDS
-        if ttl <= 0:
+        if settings.CHANNEL_VERIFIED_ROUTE_SECONDS <= 0:
             return
         with self._lock:
-            self._entries[key] = (channel_id, self._clock() + ttl)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._entries[key] = channel_id
 
     def forget(self, key: RouteKey) -> None:
         with self._lock:
@@ -184,6 +179,10 @@ class VerifiedRoutes:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _route_expiry(_key: RouteKey, _channel_id: UUID, now: float) -> float:
+    return now + settings.CHANNEL_VERIFIED_ROUTE_SECONDS
 
 
 verified_routes = VerifiedRoutes()
@@ -217,7 +216,7 @@ class _Insert:
         if self._sql is None:
             quote = connections[router.db_for_write(ChannelMessage)].ops.quote_name
             message, channel = ChannelMessage._meta, Channel._meta
-            filter_key = TelegramAdapter.chat_filter_key
+            chat_filter = TelegramAdapter.chat_filter_sql(config="c.public_config", chat="%(chat)s::text")
             sql = (
                 f"INSERT INTO {quote(message.db_table)} ({', '.join(map(quote, _COLUMNS))}) "  # noqa: S608
                 "SELECT gen_random_uuid(), c.id, %(direction)s::text, %(chat)s::text, %(sender)s::text, "
@@ -228,10 +227,7 @@ class _Insert:
                 "AND (c.id = m.id OR (m.credential_key <> '' AND c.credential_key = m.credential_key)) "
                 "WHERE m.id = %(channel)s::uuid AND m.platform = %(platform)s::text AND m.enabled "
                 "AND m.lookup_key = %(digest)s::text "
-                # The adapter's chat filter: empty (any falsy JSON value) takes every chat.
-                f"AND (COALESCE(c.public_config -> '{filter_key}', 'null'::jsonb) "
-                "IN ('null', '[]', '{}', '\"\"', '0', 'false') "
-                f"OR c.public_config -> '{filter_key}' ? %(chat)s::text) "
+                f"AND {chat_filter} "  # the adapter's chat filter, as `chat_matches` applies it
                 "ON CONFLICT DO NOTHING RETURNING id"
             )
             order: list[str] = []
@@ -280,6 +276,14 @@ class _Insert:
 
 
 _insert = _Insert()
+
+
+def route_secret(*, platform: str, headers: Mapping[str, str]) -> str:
+    """The secret header this path routes by; "" for a platform it does not serve (only
+    Telegram's requests carry their channel's secret as a header)."""
+    if platform != TelegramAdapter.platform:
+        return ""
+    return headers.get(SECRET_HEADER) or ""
 
 
 def store_verified_update(

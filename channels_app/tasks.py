@@ -34,7 +34,12 @@ def send_message(message_id: str, attempt: int) -> None:
 
 
 @shared_task(name="channels.delete_telegram_webhook")
-def delete_telegram_webhook(channel_id: str, credential_key: str, sealed_config: str) -> None:
-    services.telegram_webhook_unregister_sealed(
-        channel_id=channel_id, credential_key=credential_key, sealed_config=sealed_config
+def delete_telegram_webhook(
+    channel_id: str, credential_key: str, sealed_config: str, platform: str = "telegram"
+) -> None:
+    """A deleted channel's `on_disable` (queued by `services.disable_after_delete`). The name is
+    kept from when only Telegram had hooks, and `platform` defaults to it, so messages queued
+    before still run."""
+    services.channel_disable_hook_sealed(
+        channel_id=channel_id, platform=platform, credential_key=credential_key, sealed_config=sealed_config
     )

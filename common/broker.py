@@ -1,7 +1,8 @@
 """Asking the Celery broker how it is: reachable, how fast, and how many messages wait per queue.
 
-Only kombu's public API: a connection from the Celery app and passive queue declarations (which
-answer the queue's message count without creating anything).
+Only kombu's public API: a connection from the current Celery app (the project's, created when
+Django loads its settings) and passive queue declarations (which answer the queue's message count
+without creating anything). `common` names no project package, so it asks Celery for the app.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from celery import current_app
 from kombu.exceptions import ChannelError
 
 logger = logging.getLogger(__name__)
@@ -38,11 +40,9 @@ def _depth(channel, queue: str) -> int:
 
 def broker_probe(*, queues: Sequence[str]) -> BrokerProbe:
     """Connect once (2 s at most), then read each queue's length; never raises."""
-    from integrations_project.celery import app
-
     started = time.monotonic()
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=CONNECT_TIMEOUT_SECONDS)
             depths = {queue: _depth(conn.default_channel, queue) for queue in queues}
     except Exception:
@@ -53,8 +53,7 @@ def broker_probe(*, queues: Sequence[str]) -> BrokerProbe:
 
 def celery_queue_names() -> list[str]:
     """Every queue the workers consume (the declared ones, the default first)."""
-    from integrations_project.celery import app
-
-    names = [app.conf.task_default_queue]
-    names += [queue.name for queue in app.conf.task_queues or () if queue.name not in names]
+    conf = current_app.conf
+    names = [conf.task_default_queue]
+    names += [queue.name for queue in conf.task_queues or () if queue.name not in names]
     return names

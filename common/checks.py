@@ -58,18 +58,3 @@ def production_secret_problems(
             )
         )
     return problems
-
-
-@checks.register(checks.Tags.security)
-def check_org_env_allow(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from templates_app.org_env import allow_pattern_valid
-
-    bad = [entry for entry in settings.ORG_IMPORT_ENV_ALLOW if not allow_pattern_valid(entry)]
-    if not bad:
-        return []
-    return [
-        checks.Error(
-            f"ORG_IMPORT_ENV_ALLOW entries must be NAME or PREFIX_* (ignored: {', '.join(bad)})",
-            id="common.E003",
-        )
-    ]

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "common",
+    "access",
     "workspaces",
     "tokens",
     "templates_app",
@@ -381,7 +382,7 @@ REST_FRAMEWORK = {
         "tokens.authentication.BearerTokenAuthentication",
         "tokens.authentication.StaffSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["tokens.permissions.AdminAuth"],
+    "DEFAULT_PERMISSION_CLASSES": ["access.permissions.AdminAuth"],
     "DEFAULT_THROTTLE_CLASSES": ["tokens.throttling.WorkspaceTokenRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [

@@ -5,9 +5,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from channels_app.urls import webhook_urlpatterns
-from common.health import HealthView
 from common.urls import api_route
-from common.views import index
+from integrations_project.health import HealthView
+from integrations_project.views import index
 from observability.views import metrics_view
 from tokens.urls import admin_api_urlpatterns
 
@@ -33,7 +33,7 @@ urlpatterns = [
     path("", include("schedules.urls")),
 ]
 
-handler400 = "common.views.bad_request"
-handler403 = "common.views.permission_denied"
-handler404 = "common.views.not_found"
-handler500 = "common.views.server_error"
+handler400 = "integrations_project.views.bad_request"
+handler403 = "integrations_project.views.permission_denied"
+handler404 = "integrations_project.views.not_found"
+handler500 = "integrations_project.views.server_error"

@@ -9,6 +9,7 @@ class TemplatesAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from templates_app import checks  # noqa: F401 - registers the check
         from templates_app.app_sections import register_app_sections
 
         register_app_sections()

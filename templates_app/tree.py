@@ -27,10 +27,10 @@ from common.errors import ApplicationError, Conflict
 from templates_app.models import WorkspaceOrigin
 from templates_app.schemas import WORKSPACE_FIELDS
 from templates_app.sections import BULK_BATCH_SIZE, ImportContext, section_unavailable, sections
-from workspaces.api.serializers import validate_agent_url
 from workspaces.models import Workspace
 from workspaces.quotas import limit_reached, quota_limit
 from workspaces.services import InvalidParent, runtime_normalize
+from workspaces.validators import validate_agent_url
 
 Progress = Callable[[str, int, int], None]
 

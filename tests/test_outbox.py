@@ -10,6 +10,7 @@ import pytest
 from celery import current_app
 from django.utils import timezone
 
+from access.principal import Principal
 from approvals.models import Approval
 from approvals.services import approval_decide
 from channels_app.models import ChannelMessage
@@ -24,7 +25,6 @@ from templates_app.services import bundle_import_job_create, template_import_job
 from tests.approvals.conftest import make_approval
 from tests.channels_app.helpers import telegram_channel
 from tests.support.worker import CLOSED_BROKER_URL, CaptureTasks
-from tokens.principal import Principal
 
 pytestmark = pytest.mark.django_db
 

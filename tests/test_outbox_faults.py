@@ -17,6 +17,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from access.principal import Principal
 from approvals.models import Approval, ApprovalStatus
 from approvals.services import approval_decide
 from channels_app.models import ChannelMessage
@@ -30,7 +31,6 @@ from tests.channels_app.helpers import TELEGRAM_TOKEN, post_telegram, telegram_c
 from tests.support.factories import bearer, make_admin_token, make_workspace
 from tests.support.fake_http import FakeHttpServer, FakeResponse, json_response
 from tests.support.worker import CLOSED_BROKER_URL, run_relay, run_worker, wait_for
-from tokens.principal import Principal
 from workspaces.echo_agent import start_echo_agent
 from workspaces.models import AgentDelivery
 from workspaces.selectors import workspace_busy_state

@@ -12,10 +12,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from access.principal import Principal
 from common.errors import NotFound
 from tokens import services
 from tokens.models import AdminToken, WorkspaceToken
-from tokens.principal import Principal
 
 
 class ActiveFilter(admin.SimpleListFilter):

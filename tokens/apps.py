@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class TokensConfig(AppConfig):
-    """Workspace and admin bearer tokens, and the DRF authentication/permission classes."""
+    """Workspace and admin bearer tokens, and the DRF authentication classes that turn them into principals."""
 
     name = "tokens"
 

@@ -11,7 +11,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from tokens.principal import Principal, TokenUser
+from access.principal import Principal, TokenUser
 from tokens.services import token_authenticate
 
 

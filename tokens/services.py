@@ -10,9 +10,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from access.principal import ENV_ADMIN_NAME, Principal
 from common.errors import ApplicationError, Forbidden, NotFound
 from tokens.models import AdminToken, TokenRole, WorkspaceToken
-from tokens.principal import ENV_ADMIN_NAME, Principal
 from tokens.secrets import (
     ADMIN_PREFIX,
     ADMIN_TOKEN_RE,

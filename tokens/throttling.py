@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from tokens.permissions import principal_of
+from access.permissions import principal_of
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,6 @@
 from django.urls import re_path
-from django.views.decorators.csrf import csrf_exempt
 
 from common.urls import api_route
-from common.views import not_found
 from tokens.api import views
 
 WS = "workspaces/<uuid:workspace_id>"
@@ -16,5 +14,5 @@ urlpatterns = [
 admin_api_urlpatterns = [
     *api_route(f"admin/{WS}/tokens", views.AdminTokenMintView.as_view(), "admin-workspace-token-mint"),
     # A malformed id is the API's JSON 404, not the console's login redirect.
-    re_path(r"^admin/workspaces/[^/]+/tokens/?$", csrf_exempt(not_found)),
+    re_path(r"^admin/workspaces/[^/]+/tokens/?$", views.malformed_workspace_id),
 ]

@@ -10,6 +10,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from access.permissions import AdminAuth
+from access.views import WorkspaceScopedView
 from approvals import selectors, services
 from approvals.api.serializers import (
     ApprovalCreateSerializer,
@@ -20,8 +22,6 @@ from approvals.api.serializers import (
 from approvals.filters import ApprovalFilter
 from approvals.models import Approval
 from common.serializers import ErrorSerializer
-from tokens.permissions import AdminAuth
-from workspaces.api.base import WorkspaceScopedView
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 

@@ -431,6 +431,19 @@ class ChannelAdapter:
         values = wanted if isinstance(wanted, list) else [wanted]
         return chat_id in {str(v) for v in values}
 
+    @classmethod
+    def chat_filter_sql(cls, *, config: str, chat: str) -> str:
+        """`chat_matches` as a PostgreSQL condition, for statements that check the filter in the
+        database (the hot path's insert): `config` is a jsonb expression (the public config),
+        `chat` the chat id's placeholder. An empty filter (any falsy JSON value) takes every chat."""
+        if not cls.chat_filter_key:
+            return "TRUE"
+        key = cls.chat_filter_key  # a class constant, never input
+        return (
+            f"(COALESCE({config} -> '{key}', 'null'::jsonb) IN ('null', '[]', '{{}}', '\"\"', '0', 'false') "
+            f"OR {config} -> '{key}' ? {chat})"
+        )
+
     def default_chat(self, config: Mapping[str, Any]) -> str:
         """Where a send without `chat_id` goes ("" when the destination is the config itself)."""
         return ""
@@ -480,6 +493,29 @@ class ChannelAdapter:
         """Send one part; raise SendError on failure."""
         raise NotImplementedError
 
-    # --- webhook registration and discovery -----------------------------------------------------
+    # --- lifecycle hooks -----------------------------------------------------------------------
+    # Config keys whose change on an enabled channel runs `on_enable` again (e.g. the webhook's).
+    enable_keys: ClassVar[tuple[str, ...]] = ()
+    # The platform calls the hooks make, named in `last_error` ("setWebhook failed: …").
+    enable_call: ClassVar[str] = "enable"
+    disable_call: ClassVar[str] = "disable"
+
+    def hooks_active(self) -> bool:
+        """Whether `on_enable` / `on_disable` have work to do now. The services schedule them
+        (a read after commit, a task after a delete) only when they do, so a platform that
+        overrides the hooks overrides this too."""
+        return False
+
+    def on_enable(self, config: Mapping[str, Any], *, inbound_url: str) -> None:
+        """After a channel is committed enabled (created or re-enabled), or an `enable_keys` value
+        of an enabled channel changed: set the platform up for it (e.g. point its webhook at
+        `inbound_url`). Raise SendError: its reason goes to the channel's `last_error`, the
+        channel stays enabled. Default: nothing."""
+
+    def on_disable(self, config: Mapping[str, Any]) -> None:
+        """After the last enabled channel of a credential is committed disabled or deleted: undo
+        `on_enable`. Raise SendError as there. Default: nothing."""
+
+    # --- discovery ------------------------------------------------------------------------------
     def discover(self, *, bot_token: str) -> Discovery:
         raise NotImplementedError

@@ -38,6 +38,8 @@ class TelegramAdapter(ChannelAdapter):
     part_limit = 4096
     credential_key = "bot_token"
     chat_filter_key = "chat_ids"
+    enable_keys = ("bot_token", "webhook_secret")
+    enable_call, disable_call = "setWebhook", "deleteWebhook"
     fields = (
         ConfigField(
             "bot_token", "Bot token", required=True, secret=True, help="From @BotFather, e.g. 123456:ABC-DEF…"
@@ -204,6 +206,16 @@ class TelegramAdapter(ChannelAdapter):
 
     def delete_webhook(self, config: Mapping[str, Any]) -> None:
         self.call(str(config.get("bot_token") or ""), "deleteWebhook", {})
+
+    def hooks_active(self) -> bool:
+        """The webhook needs a public URL to point at: without PUBLIC_BASE_URL nothing is set."""
+        return bool(settings.PUBLIC_BASE_URL)
+
+    def on_enable(self, config: Mapping[str, Any], *, inbound_url: str) -> None:
+        self.set_webhook(config, url=inbound_url)
+
+    def on_disable(self, config: Mapping[str, Any]) -> None:
+        self.delete_webhook(config)
 
     def discover(self, *, bot_token: str) -> Discovery:
         if not _TOKEN.match(bot_token or ""):

@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.permissions import AdminAuth, PublicAccess
+from access.views import WorkspaceScopedView
 from channels_app import selectors, services
 from channels_app.adapters import ADAPTERS, get_adapter
 from channels_app.api.serializers import (
@@ -34,8 +36,6 @@ from common.errors import ApplicationError, NotFound, PayloadTooLarge, error_res
 from common.headers import EnvironHeaders
 from common.serializers import ErrorSerializer
 from observability.metrics import webhook_counted
-from tokens.permissions import AdminAuth, PublicAccess
-from workspaces.api.base import WorkspaceScopedView
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 

@@ -14,6 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.permissions import PublicAccess
+from access.views import WorkspaceScopedView
 from common.archive import tar_gz_stream
 from common.errors import InvalidParameter
 from common.fetch import SCHEMES
@@ -29,8 +31,6 @@ from plugins_app.api.serializers import (
 )
 from plugins_app.models import InstalledPlugin
 from plugins_app.registry import RegistryEntry
-from tokens.permissions import PublicAccess
-from workspaces.api.base import WorkspaceScopedView
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 INSTALL_MAX_BODY_BYTES = 64 * 1024

@@ -9,6 +9,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from access.views import WorkspaceScopedView
 from common.serializers import ErrorSerializer
 from schedules import selectors, services
 from schedules.api.serializers import (
@@ -21,7 +22,6 @@ from schedules.api.serializers import (
 )
 from schedules.filters import ScheduleFilter, ScheduleRunFilter
 from schedules.models import Schedule, ScheduleRun
-from workspaces.api.base import WorkspaceScopedView
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 TAGS = ["schedules"]

@@ -12,6 +12,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from access.permissions import AdminAuth, principal_of
 from common.errors import InvalidParameter
 from common.filters import bool_param
 from common.pagination import PAGE_PARAMETERS, paginate_by_key, query_value
@@ -29,7 +30,6 @@ from templates_app.api.serializers import (
 from templates_app.bundles import MAX_BUNDLE_BYTES, bundle_filename
 from templates_app.filters import TemplateFilter
 from templates_app.models import WorkspaceTemplate
-from tokens.permissions import AdminAuth, principal_of
 from workspaces.models import Workspace
 from workspaces.selectors import workspace_get
 from workspaces.services import InvalidParent

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from access.principal import Principal
 from approvals.models import Approval, ApprovalEvent, ApprovalStatus
 from tests.approvals.conftest import make_approval
-from tokens.principal import Principal
 
 pytestmark = pytest.mark.django_db
 

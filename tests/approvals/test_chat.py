@@ -16,6 +16,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from access.principal import Principal
 from approvals import chat, services
 from approvals.models import Approval, ApprovalChatPost, ApprovalEvent
 from channels_app.models import ChannelMessage
@@ -36,7 +37,6 @@ from tests.channels_app.helpers import (
 )
 from tests.support.factories import make_workspace
 from tests.support.fake_http import json_response
-from tokens.principal import Principal
 
 APP_ID = "123456789012345678"
 TOKEN_DATA = re.compile(r"^ap:[A-Za-z0-9_-]{24}:(a\d*|r)$")

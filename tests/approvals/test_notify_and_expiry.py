@@ -9,13 +9,13 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from access.principal import Principal
 from approvals import services, tasks
 from approvals.models import Approval, ApprovalEvent, ApprovalStatus
 from tests.approvals.conftest import a2a_ok, make_approval
 from tests.support.factories import bearer, make_admin_token, make_workspace
 from tests.support.fake_http import FakeResponse
 from tests.support.worker import CLOSED_BROKER_URL, CaptureTasks, run_due_jobs
-from tokens.principal import Principal
 from workspaces.a2a import A2AError
 
 pytestmark = pytest.mark.django_db

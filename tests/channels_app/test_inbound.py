@@ -300,7 +300,7 @@ def test_a_task_delivered_twice_runs_once(client, workspace, echo_agent):
     services.message_process_inbound(message_id=message.pk)
     assert len(echo_agent.received) == 1
     # A run that read the row before the first one claimed it cannot claim it again.
-    assert services._claim(stale_copy) is False
+    assert services.message_claim(stale_copy) is False
     ChannelMessage.objects.filter(pk=message.pk).update(status="received")
     ChannelMessage.objects.filter(reply_to=message).delete()
-    assert services._claim(stale_copy) is False
+    assert services.message_claim(stale_copy) is False

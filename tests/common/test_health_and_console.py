@@ -49,7 +49,7 @@ def test_health_database_down_is_503(api, monkeypatch):
     def broken(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("common.health.connection.cursor", broken)
+    monkeypatch.setattr("integrations_project.health.connection.cursor", broken)
     response = api.get("/health")
     assert response.status_code == 503
     assert response.json()["database"] == "error"

@@ -95,7 +95,7 @@ def test_invalid_patterns_allow_nothing(as_admin, settings, monkeypatch, pattern
 
 
 def test_invalid_patterns_are_a_system_check_error(settings):
-    from common.checks import check_org_env_allow
+    from templates_app.checks import check_org_env_allow
 
     settings.ORG_IMPORT_ENV_ALLOW = ["TEAM_*", "*"]
     assert [m.id for m in check_org_env_allow()] == ["common.E003"]

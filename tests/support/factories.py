@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokens.principal import Principal
+from access.principal import Principal
 from tokens.services import admin_token_create, workspace_token_create
 from workspaces.models import Workspace
 from workspaces.services import workspace_create

@@ -12,6 +12,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from access.principal import Principal
 from approvals import services as approval_services
 from approvals.models import ApprovalEvent
 from channels_app import services as channel_services
@@ -22,7 +23,6 @@ from tests.channels_app.helpers import post_telegram, telegram_channel, telegram
 from tests.support.factories import bearer, make_workspace, make_workspace_token
 from tests.support.sdk_agents import FAILURE_TEXT, KINDS, start_sdk_agent
 from tests.support.worker import run_due_jobs
-from tokens.principal import Principal
 
 pytestmark = pytest.mark.django_db
 

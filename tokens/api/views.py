@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from access.permissions import AdminAuth
+from access.principal import Principal
+from access.views import WorkspaceScopedView
+from common.errors import error_response
 from common.serializers import ErrorSerializer
 from tokens import selectors, services
 from tokens.api.serializers import CreatedTokenSerializer, TokenCreateSerializer, TokenSerializer
 from tokens.models import WorkspaceToken
-from tokens.permissions import AdminAuth
-from tokens.principal import Principal
-from workspaces.api.base import WorkspaceScopedView
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
@@ -84,3 +87,9 @@ class AdminTokenMintView(WorkspaceScopedView):
     )
     def post(self, request: Request, workspace_id: Any) -> Response:
         return _mint(request, self.workspace, self.principal)
+
+
+@csrf_exempt  # it changes nothing; any method gets the same 404
+def malformed_workspace_id(request: HttpRequest) -> HttpResponse:
+    """`admin/workspaces/<not a uuid>/tokens`: the API's JSON 404, not the console's login redirect."""
+    return error_response("Not found.", "not_found", 404)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from common.http import NetworkPolicy, literal_address_refusal
 from common.serializers import JsonObjectField, StrictCharField, StrictSerializer
 from workspaces.models import (
     MAX_CONCURRENT_TASKS_LIMIT,
@@ -24,6 +22,7 @@ from workspaces.models import (
     WorkspaceStatus,
 )
 from workspaces.services import runtime_normalize
+from workspaces.validators import validate_agent_url
 
 MAX_SECRET_VALUE_CHARS = 65536
 
@@ -109,19 +108,6 @@ class RuntimeFieldExtension(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         return {"type": "string", "enum": list(settings.WORKSPACE_RUNTIMES)}
-
-
-def validate_agent_url(value: str) -> str:
-    """http(s) URL with a host; literal link-local and metadata addresses are refused early."""
-    if not value:
-        return value
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise serializers.ValidationError("Must be an http or https URL with a host.")
-    refusal = literal_address_refusal(parts.hostname, NetworkPolicy(allow_private=True))
-    if refusal:
-        raise serializers.ValidationError(refusal[0].upper() + refusal[1:] + ".")
-    return value
 
 
 class _StrictChoiceField(serializers.ChoiceField):

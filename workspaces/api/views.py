@@ -11,12 +11,12 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from access.permissions import AdminAuth
+from access.views import WorkspaceScopedView
 from common.errors import ApplicationError, Forbidden
 from common.filters import bool_param
 from common.serializers import ErrorSerializer
-from tokens.permissions import AdminAuth
 from workspaces import selectors, services
-from workspaces.api.base import WorkspaceScopedView
 from workspaces.api.serializers import (
     HeartbeatSerializer,
     MemorySerializer,

@@ -8,7 +8,7 @@ from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from tokens.principal import Principal
+from access.principal import Principal
 
 WORKSPACE_URL_KWARG = "workspace_id"
 

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tokens.permissions import PublicAccess
+from access.permissions import PublicAccess
 
 logger = logging.getLogger(__name__)
 
