@@ -95,7 +95,5 @@ def message_claim(message: ChannelMessage) -> bool:
 
 def message_unclaim(message: ChannelMessage) -> None:
     """Give back the attempt `message_claim` counted (the delivery never started)."""
-    ChannelMessage.objects.filter(pk=message.pk, attempts=message.attempts).update(
-        attempts=F("attempts") - 1
-    )
+    ChannelMessage.objects.filter(pk=message.pk, attempts=message.attempts).update(attempts=F("attempts") - 1)
     message.attempts -= 1

@@ -36,7 +36,9 @@ class BrokerQueue:
     def messages(self, queue: str | None = None) -> list[dict[str, Any]]:
         """Messages of `queue`, or of every queue of the project (queue by queue)."""
         names = [queue] if queue else [q.name for q in settings.CELERY_TASK_QUEUES]
-        raws = [raw for name in names for raw in reversed(self.redis.lrange(name, 0, -1))]  # LPUSH: newest first
+        raws = [
+            raw for name in names for raw in reversed(self.redis.lrange(name, 0, -1))
+        ]  # LPUSH: newest first
         decoded = []
         for raw in raws:
             envelope = json.loads(raw)

@@ -49,7 +49,9 @@ def agents_worker(platform, settings):
 
 def _workspace_with_schedule(agent: HeldAgent, name: str, **fields) -> Schedule:
     workspace = make_workspace(name, url=agent.url_for(name), a2a_protocol="1.0", **fields)
-    return Schedule.objects.create(workspace=workspace, name=f"{name}-job", expression="0 9 * * *", prompt="hi")
+    return Schedule.objects.create(
+        workspace=workspace, name=f"{name}-job", expression="0 9 * * *", prompt="hi"
+    )
 
 
 def _statuses(**filters) -> list[str]:
@@ -77,9 +79,13 @@ def test_forty_run_now_are_in_flight_at_once(agents_worker, api, admin_token):
         wait_for(lambda: agent.in_flight() == 40, timeout=60, message="40 prompts in flight")
         assert _statuses() == [RunStatus.RUNNING] * 40
         agent.release()
-        wait_for(lambda: _statuses(status=RunStatus.SUCCESS).__len__() == 40, timeout=60, message="40 successes")
+        wait_for(
+            lambda: _statuses(status=RunStatus.SUCCESS).__len__() == 40, timeout=60, message="40 successes"
+        )
     assert agent.peak_total == 40
-    assert sorted(agent.message_ids()) == sorted(str(pk) for pk in ScheduleRun.objects.values_list("pk", flat=True))
+    assert sorted(agent.message_ids()) == sorted(
+        str(pk) for pk in ScheduleRun.objects.values_list("pk", flat=True)
+    )
 
 
 def test_twenty_chats_are_in_flight_at_once_and_all_answered(agents_worker, platform):
@@ -90,7 +96,11 @@ def test_twenty_chats_are_in_flight_at_once_and_all_answered(agents_worker, plat
             workspace = make_workspace(f"chat-{i}", url=agent.url_for(f"chat-{i}"), a2a_protocol="1.0")
             # One bot per workspace (chats of a shared bot would fan out to every channel of it).
             channels.append(
-                telegram_channel(workspace, bot_token=f"{1000 + i}:AAbot-token-{i:02d}-abcdefghijklmnop", webhook_secret=f"secret-{i:02d}-abcdefgh")
+                telegram_channel(
+                    workspace,
+                    bot_token=f"{1000 + i}:AAbot-token-{i:02d}-abcdefghijklmnop",
+                    webhook_secret=f"secret-{i:02d}-abcdefgh",
+                )
             )
         for i, channel in enumerate(channels):
             response = client.post(
@@ -110,7 +120,9 @@ def test_twenty_chats_are_in_flight_at_once_and_all_answered(agents_worker, plat
         wait_for(lambda: len(sent()) == 20, timeout=60, message="20 replies sent")
     assert sorted(int(chat) for chat in sent()) == list(range(500, 520))
     outbound = ChannelMessage.objects.filter(direction=Direction.OUTBOUND)
-    wait_for(lambda: outbound.filter(status=MessageStatus.SENT).count() == 20, message="replies recorded sent")
+    wait_for(
+        lambda: outbound.filter(status=MessageStatus.SENT).count() == 20, message="replies recorded sent"
+    )
     assert set(outbound.values_list("text", flat=True)) == {"the answer"}
 
 
