@@ -153,6 +153,7 @@ NOTICE = register(
         label="approvals.notice",
         model=Approval,
         task="approvals.notify_agent",
+        batched=True,
         # A decided or expired approval whose agent was neither told nor given up on.
         active=~models.Q(status=ApprovalStatus.PENDING) & models.Q(notified_at__isnull=True, notify_error=""),
     )

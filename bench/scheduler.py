@@ -124,7 +124,7 @@ def main() -> None:
         pass
     relay_seconds = time.perf_counter() - relay_started
     dispatch_seconds = claim_seconds + relay_seconds
-    queued = redis.Redis.from_url(BROKER_URL).llen("celery")
+    queued = sum(redis.Redis.from_url(BROKER_URL).llen(q) for q in ("celery", "agents"))
     assert created == n, f"dispatcher created {created} runs, expected {n}"
     print()
     print("(a) dispatcher (claim + record) and relay (publish)")

@@ -191,6 +191,7 @@ INBOUND = register(
         label="channels.inbound",
         model=ChannelMessage,
         task="channels.process_inbound",
+        batched=True,
         active=models.Q(direction=Direction.INBOUND, status=MessageStatus.RECEIVED),
     )
 )
@@ -199,6 +200,7 @@ OUTBOUND = register(
         label="channels.outbound",
         model=ChannelMessage,
         task="channels.send_message",
+        batched=True,
         active=models.Q(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED),
     )
 )

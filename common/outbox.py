@@ -19,6 +19,7 @@ app. On PostgreSQL an INSERT trigger (see `notify_trigger_sql`) and `outbox_wake
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -73,6 +74,9 @@ class OutboxKind:
     task: str
     active: Q
     queue: str | None = None
+    # Jobs that mostly wait on a network peer (an agent, a platform): when several are due, the
+    # relay puts OUTBOX_MESSAGE_ROWS of them in one message, run side by side (`outbox_run_rows`).
+    batched: bool = False
 
 
 _KINDS: dict[str, OutboxKind] = {}
@@ -98,12 +102,28 @@ def lease() -> timedelta:
 # --- the relay ----------------------------------------------------------------------------------
 
 
+RUN_ROWS_TASK = "outbox.run_rows"
+
+
+def _messages(kind: OutboxKind, rows: list[tuple[Any, int]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """(task name, args) of each message for `rows`: one per row (the kind's task with the row's
+    id and next attempt), or, for a batched kind with several rows due, one `outbox.run_rows`
+    per OUTBOX_MESSAGE_ROWS rows (a message costs the relay far more than a row)."""
+    if not kind.batched or len(rows) < 2:
+        return [(kind.task, (str(pk), attempt + 1)) for pk, attempt in rows]
+    size = settings.OUTBOX_MESSAGE_ROWS
+    chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
+    return [
+        (RUN_ROWS_TASK, (kind.label, [[str(pk), attempt + 1] for pk, attempt in chunk])) for chunk in chunks
+    ]
+
+
 def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> None:
-    """One task message per row: Celery's own message (`app.amqp.create_task_message`), sent
-    with `app.amqp.send_task_message` on one producer, the route worked out once per batch and
-    the queue declared with the first message only (what `send_task` does per call, minus the
-    per-call option merging). Celery's publish retry policy applies; past it, the pass fails
-    and is retried whole."""
+    """The messages of `rows`: Celery's own messages (`app.amqp.create_task_message`), sent
+    with `app.amqp.send_task_message` on one producer, all on the kind's task's route (worked
+    out once per batch) and the queue declared with the first message only (what `send_task`
+    does per call, minus the per-call option merging). Celery's publish retry policy applies;
+    past it, the pass fails and is retried whole."""
     app = current_app
     if producer is None:  # eager mode: run the task here, as `delay()` would
         app.loader.import_default_modules()  # the apps' task modules (autodiscovery is lazy)
@@ -112,13 +132,12 @@ def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> No
         return
     amqp = app.amqp
     route = amqp.router.route({"queue": kind.queue} if kind.queue else {}, kind.task)
-    for index, (pk, attempt) in enumerate(rows):
-        args = (str(pk), attempt + 1)
+    for index, (task, args) in enumerate(_messages(kind, rows)):
         message = amqp.create_task_message(
-            uuid(), kind.task, args, {}, argsrepr=repr(args), kwargsrepr="{}", ignore_result=True
+            uuid(), task, args, {}, argsrepr=repr(args), kwargsrepr="{}", ignore_result=True
         )
         extra: dict[str, Any] = {"declare": []} if index else {}
-        amqp.send_task_message(producer, kind.task, message, **route, **extra)
+        amqp.send_task_message(producer, task, message, **route, **extra)
 
 
 def relay_kind(
@@ -351,6 +370,28 @@ def _retry_soon(kind: OutboxKind, pk: Any, attempt: int, until: datetime, using:
         _settle(kind, pk, attempt, until, timezone.now() + timedelta(seconds=settings.OUTBOX_RETRY_SECONDS))
     except DatabaseError:
         connections[using].close()  # the lease brings the row back
+
+
+def outbox_run_rows(kind_label: str, rows: list[list[Any]]) -> None:
+    """The body of `outbox.run_rows`: each row's task body (`Task.run`, with the row's id and
+    attempt) in a thread of its own, all side by side, as if each had its own message. On the
+    I/O worker (gevent) the threads are greenlets; each gives its database connection back
+    when done. A row that fails is logged and left to its lease, like a task that raised."""
+    task = current_app.tasks[kind_get(kind_label).task]
+
+    def run_one(pk: Any, attempt: int) -> None:
+        try:
+            task.run(str(pk), int(attempt))
+        except Exception:
+            logger.exception("%s %s: attempt %s failed", kind_label, pk, attempt)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run_one, args=(pk, attempt), daemon=True) for pk, attempt in rows]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def pending_count(*, now: datetime | None = None) -> dict[str, int]:

@@ -277,6 +277,9 @@ OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", max(300, A2A_TIMEOUT_SECO
 OUTBOX_POLL_SECONDS = env_float("OUTBOX_POLL_SECONDS", 1.0, minimum=0.01)
 # Rows published per kind and per pass (one transaction each).
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 500, minimum=1)
+# Jobs that wait on a network peer (runs, chat messages, sends, notices) travel this many rows to
+# a message when several are due at once (one message per row costs the relay ~1 ms).
+OUTBOX_MESSAGE_ROWS = env_int("OUTBOX_MESSAGE_ROWS", 20, minimum=1)
 # A task that lost its database connection is published again after this many seconds.
 OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 2.0, minimum=0.0)
 
@@ -321,11 +324,21 @@ CELERY_BEAT_SCHEDULE["schedules.dispatch_due"] = {
 # The scheduler's ticks have their own queue, so a backlog of runs on the default queue never
 # holds them back (a worker started without -Q consumes every queue listed here, in turn).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-# Agent deliveries (the tasks that wait on an agent) go to the `agents` queue, served by the
-# Procfile's I/O worker (`-P gevent`: hundreds of calls in flight per process); everything else
-# stays on the prefork worker (`-X agents`), so neither starves the other.
+# Agent deliveries and platform calls (the tasks that wait on a network peer) go to the `agents`
+# queue, served by the Procfile's I/O worker (`-P gevent`: hundreds of calls in flight per
+# process); everything else (plugin installs, imports, sweeps) stays on the prefork worker
+# (`-X agents`), so neither starves the other.
 AGENT_QUEUE = "agents"
-AGENT_TASKS = ("schedules.execute_run", "channels.process_inbound", "approvals.notify_agent")
+AGENT_TASKS = (
+    "schedules.execute_run",
+    "channels.process_inbound",
+    "approvals.notify_agent",
+    # Calls to the chat platforms wait on a network peer too.
+    "channels.send_message",
+    "channels.delete_telegram_webhook",
+    "approvals.post_to_chats",
+    "approvals.refresh_chats",
+)
 CELERY_TASK_QUEUES = (
     Queue("celery", routing_key="celery"),
     Queue("scheduler", routing_key="scheduler"),

@@ -143,6 +143,7 @@ RUN = register(
         label="schedules.run",
         model=ScheduleRun,
         task="schedules.execute_run",
+        batched=True,
         # `running` too: a run whose worker died is published again when its lease ends.
         active=Q(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)),
     )

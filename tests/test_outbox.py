@@ -119,7 +119,59 @@ def test_batches_stop_at_the_batch_size(workspace, settings):
     channel = telegram_channel(workspace, chat_ids=["42"])
     for index in range(5):
         channel_send(channel=channel, text=f"m{index}")
+    settings.OUTBOX_MESSAGE_ROWS = 1  # a message per row, to count them
     with CaptureTasks() as sent:
         assert outbox.relay_kind(outbox.kind_get("channels.outbound"), batch_size=4) == 4
         assert outbox.relay_kind(outbox.kind_get("channels.outbound"), batch_size=4) == 1
     assert len(sent) == 5
+
+
+def test_jobs_that_wait_on_peers_travel_several_to_a_message(workspace, settings, broker):
+    """45 due runs, 20 rows to a message: three `outbox.run_rows` messages on the agents queue,
+    carrying every run once with its attempt; a single due row keeps a message of its own."""
+    settings.OUTBOX_MESSAGE_ROWS = 20
+    schedule = schedule_services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p")
+    runs = {str(schedule_services.schedule_run_now(schedule=schedule).pk) for _ in range(45)}
+    assert outbox.relay_pass() == 45
+    messages = broker.messages("agents")
+    assert [m["headers"]["task"] for m in messages] == ["outbox.run_rows"] * 3
+    assert [len(m["args"][1]) for m in messages] == [20, 20, 5]
+    assert {m["args"][0] for m in messages} == {"schedules.run"}
+    carried = [tuple(row) for m in messages for row in m["args"][1]]
+    assert sorted(carried) == sorted((pk, 1) for pk in runs)
+
+    broker.redis.delete("agents")
+    alone = schedule_services.schedule_run_now(schedule=schedule)
+    assert outbox.relay_pass() == 1
+    assert [(m["headers"]["task"], m["args"]) for m in broker.messages("agents")] == [
+        ("schedules.execute_run", [str(alone.pk), 1])
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_of_one_message_run_side_by_side_once_each(fake_http, settings):
+    """`outbox.run_rows` runs every row as its own task would, all at once (the agent holds each
+    call until all of them have arrived); a duplicate of the message runs nothing again."""
+    import threading
+
+    from tests.support.a2a_fakes import message_result, rpc
+    from tests.support.factories import make_workspace
+
+    arrived = threading.Barrier(5, timeout=20)
+
+    def agent(request):
+        arrived.wait()  # five calls in flight at once, or the barrier breaks
+        return rpc(request, result=message_result("1.0", "ok"))
+
+    fake_http.route("POST", "/", agent)
+    rows = []
+    for i in range(5):
+        workspace = make_workspace(f"side-{i}", url=fake_http.url + "/", a2a_protocol="1.0")
+        schedule = schedule_services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p")
+        rows.append(schedule_services.schedule_run_now(schedule=schedule).pk)
+    ScheduleRun.objects.update(publish_attempt=1)  # as the relay marks them
+    message = [[str(pk), 1] for pk in rows]
+    outbox.outbox_run_rows("schedules.run", message)
+    outbox.outbox_run_rows("schedules.run", message)  # the broker delivered it twice
+    assert set(ScheduleRun.objects.values_list("status", flat=True)) == {"success"}
+    assert len(fake_http.requests) == 5

@@ -277,8 +277,13 @@ def test_scheduler_ticks_have_their_own_queue_and_agent_calls_theirs():
 
     router = app.amqp.router
     assert router.route({}, "schedules.dispatch_due")["queue"].name == "scheduler"
-    for task in ("schedules.execute_run", "channels.process_inbound", "approvals.notify_agent"):
+    for task in (
+        "schedules.execute_run",
+        "channels.process_inbound",
+        "approvals.notify_agent",
+        "channels.send_message",
+    ):
         assert router.route({}, task)["queue"].name == "agents"
-    for task in ("channels.send_message", "plugins.install", "approvals.refresh_chats"):
+    for task in ("plugins.install", "templates.run_template_import", "housekeeping.prune_history"):
         assert router.route({}, task)["queue"].name == "celery"
     assert {queue.name for queue in app.amqp.queues.values()} >= {"celery", "scheduler", "agents"}
