@@ -18,7 +18,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpcore
+from cachetools import LRUCache
 from django.conf import settings
 
 USER_AGENT = "integrations-api/1.0"
@@ -137,6 +138,15 @@ def literal_address_refusal(host: str, policy: NetworkPolicy) -> str | None:
 def resolve_checked(host: str, port: int, policy: NetworkPolicy) -> list[tuple[int, str]]:
     """Resolve `host` and return `(family, address)` pairs, refusing if any address is refused."""
     try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:  # an address needs no resolver (under gevent, a thread-pool hop)
+        refusal = address_refusal(literal, policy)
+        if refusal:
+            raise AddressNotAllowed(refusal)
+        return [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, str(literal))]
+    try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise HttpError("connection", "host name could not be resolved") from None
@@ -240,33 +250,69 @@ class GuardedBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
-_pools: dict[NetworkPolicy, httpcore.ConnectionPool] = {}
-_pools_lock = threading.Lock()
+class _Pools:
+    """The process's connection pools by key, the least recently used dropped past
+    HTTP_MAX_POOLS (its connections close once their responses are done)."""
 
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.cache: LRUCache[Any, httpcore.ConnectionPool] | None = None
 
-def _pool(policy: NetworkPolicy) -> httpcore.ConnectionPool:
-    """One connection pool per policy and process: connections are kept alive and reused per
-    origin (scheme, host, port), and the pool is shared by every thread or greenlet."""
-    pool = _pools.get(policy)
-    if pool is None:
-        with _pools_lock:
-            pool = _pools.get(policy)
+    def get(self, key: Any, make: Callable[[], httpcore.ConnectionPool]) -> httpcore.ConnectionPool:
+        with self.lock:
+            if self.cache is None:
+                self.cache = LRUCache(maxsize=settings.HTTP_MAX_POOLS)
+            pool = self.cache.get(key)
             if pool is None:
-                pool = httpcore.ConnectionPool(
-                    ssl_context=httpcore.default_ssl_context(),
-                    max_connections=settings.HTTP_MAX_CONNECTIONS,
-                    max_keepalive_connections=settings.HTTP_MAX_KEEPALIVE_CONNECTIONS,
-                    keepalive_expiry=settings.HTTP_KEEPALIVE_SECONDS,
-                    retries=0,
-                    network_backend=GuardedBackend(policy),
-                )
-                _pools[policy] = pool
-    return pool
+                pool = self.cache[key] = make()
+            return pool
+
+    def forget(self) -> None:
+        self.cache = None
+
+
+_pools = _Pools()
+
+
+def _endpoint(url: str) -> tuple[str, str, int, str]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port, parts.path or "/"
+
+
+def _pool(policy: NetworkPolicy, url: str) -> httpcore.ConnectionPool:
+    """One connection pool per endpoint (origin and path: for an agent, its workspace's URL) and
+    per policy, shared by every thread or greenlet of the process; connections are kept alive
+    and reused within it. Small pools keep httpcore's per-request bookkeeping (a walk over the
+    pool's connections) short when thousands of calls are in flight, and one endpoint can use
+    at most HTTP_MAX_CONNECTIONS of the process's sockets. The least recently used of more than
+    HTTP_MAX_POOLS pools is dropped (its connections close once their responses are done)."""
+    return _pools.get(
+        (policy, *_endpoint(url)),
+        lambda: httpcore.ConnectionPool(
+            ssl_context=_ssl_context(),
+            max_connections=settings.HTTP_MAX_CONNECTIONS,
+            max_keepalive_connections=settings.HTTP_MAX_KEEPALIVE_CONNECTIONS,
+            keepalive_expiry=settings.HTTP_KEEPALIVE_SECONDS,
+            retries=0,
+            network_backend=GuardedBackend(policy),
+        ),
+    )
+
+
+_ssl: list[ssl.SSLContext] = []
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every pool (loading the CA bundle costs milliseconds)."""
+    if not _ssl:
+        _ssl.append(httpcore.default_ssl_context())
+    return _ssl[0]
 
 
 def _forget_pools() -> None:
     # A forked child (prefork worker, gunicorn worker) must not share its parent's sockets.
-    _pools.clear()
+    _pools.forget()
 
 
 os.register_at_fork(after_in_child=_forget_pools)
@@ -457,7 +503,6 @@ def open_stream(
     """
     deadline = time.monotonic() + timeout
     token = _deadline.set(deadline)
-    pool = _pool(policy)
     responses = ExitStack()  # the response of the current hop, closed when leaving
     response: httpcore.Response | None = None
     try:
@@ -470,7 +515,7 @@ def open_stream(
             request_headers, body = _encode_request(headers, json, data)
             try:
                 response = responses.enter_context(
-                    pool.stream(
+                    _pool(policy, current).stream(
                         method.upper(),
                         current,
                         headers=request_headers,

@@ -221,11 +221,14 @@ WORKSPACE_MAX_CONCURRENT_DELIVERIES = env_int("WORKSPACE_MAX_CONCURRENT_DELIVERI
 # How soon a chat message or notice that found its workspace at the limit is tried again.
 DELIVERY_RECHECK_SECONDS = env_float("DELIVERY_RECHECK_SECONDS", 1.0, minimum=0.05)
 
-# Outbound HTTP (common/http.py): one keep-alive connection pool per process, shared by its
-# threads or greenlets. Connections beyond the keep-alive budget are closed after use.
+# Outbound HTTP (common/http.py): keep-alive connection pools per endpoint, shared by the process's
+# threads or greenlets; the limits below are per endpoint. Connections beyond the keep-alive
+# budget are closed after use.
 HTTP_MAX_CONNECTIONS = env_int("HTTP_MAX_CONNECTIONS", 2000, minimum=1)
 HTTP_MAX_KEEPALIVE_CONNECTIONS = env_int("HTTP_MAX_KEEPALIVE_CONNECTIONS", 200, minimum=0)
 HTTP_KEEPALIVE_SECONDS = env_float("HTTP_KEEPALIVE_SECONDS", 30.0, minimum=0.0)
+# One pool per endpoint (an agent's URL, a platform method); at most this many kept per process.
+HTTP_MAX_POOLS = env_int("HTTP_MAX_POOLS", 10000, minimum=1)
 
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 
