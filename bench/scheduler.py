@@ -3,9 +3,9 @@
 Prints
   (a) how long the dispatcher takes to claim all of them and record their runs, then how long the
       relay (common.outbox) takes to publish those runs, and the rate per second of both together;
-  (b) the end-to-end time until a local A2A agent has received every prompt, with a real Celery
-      worker on default settings (prefork, concurrency = CPU count, prefetch 1), and the number
-      of duplicate deliveries (must be 0);
+  (b) the end-to-end time until a local A2A agent has received every prompt, with the
+      Procfile's relay and workers (runs go to the `agents` gevent worker), and the number of
+      duplicate deliveries (must be 0);
   (c) side by side, django-celery-beat's DatabaseScheduler holding the same N as one PeriodicTask
       each: how long it takes to load them and find the due ones, as a ratio to (a).
 
@@ -46,6 +46,14 @@ def ensure_database() -> None:
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
+def procfile_command(name: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise SystemExit(f"no {name} in the Procfile")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,7 +61,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="number of due schedules (default 10,000)")
     parser.add_argument("--workspaces", type=int, default=100, help="workspaces sharing the schedules")
     parser.add_argument(
-        "--worker-concurrency", type=int, default=None, help="worker processes for (b) (default: Celery's)"
+        "--worker-concurrency", type=int, default=None, help="WORKER_CONCURRENCY of the prefork worker in (b)"
     )
     parser.add_argument("--skip-e2e", action="store_true", help="only (a) and (c)")
     parser.add_argument("--timeout", type=float, default=900, help="give up (b) after this many seconds")
@@ -147,12 +155,19 @@ def main() -> None:
         log_path = ROOT / "var" / "bench-scheduler-worker.log"
         log_path.parent.mkdir(exist_ok=True)
         log = log_path.open("w")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "integrations_project", "worker", "--loglevel", "WARNING",
-             "--without-gossip", "--without-mingle", "--without-heartbeat",
-             *(["--concurrency", str(args.worker_concurrency)] if args.worker_concurrency else [])],
-            cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        if args.worker_concurrency:
+            env["WORKER_CONCURRENCY"] = str(args.worker_concurrency)
+        # The Procfile's two workers, as `make run` starts them: runs go to the `agents` one.
+        workers = [
+            subprocess.Popen(
+                ["/bin/sh", "-c", f"exec {procfile_command(name)}"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+            for name in ("worker", "agents")
+        ]  # fmt: skip
+        worker = workers[1]
         relay = subprocess.Popen(
             [sys.executable, "manage.py", "run_relay"], cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT
         )  # fmt: skip
@@ -160,7 +175,7 @@ def main() -> None:
             from integrations_project.celery import app
 
             deadline = time.monotonic() + 60
-            while not app.control.ping(timeout=0.5):
+            while len(app.control.ping(timeout=0.5)) < len(workers):
                 if worker.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"worker did not start; see {log_path}")
             started = time.perf_counter()
@@ -186,15 +201,16 @@ def main() -> None:
             statuses = Counter(ScheduleRun.objects.values_list("status", flat=True))
         finally:
             relay.terminate()
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            for process in workers:
+                process.terminate()
+            for process in workers:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
             log.close()
         print()
-        how = f"concurrency {args.worker_concurrency}" if args.worker_concurrency else "default settings"
-        print(f"(b) end to end (real worker, {how}, local A2A echo agent)")
+        print("(b) end to end (the Procfile's worker and agents processes, local A2A echo agent)")
         print(f"    dispatch under load {loaded_dispatch:.2f} s")
         print(f"    prompts received   {received:,} / {n:,}")
         print(f"    time               {e2e_seconds:.1f} s ({received / e2e_seconds:,.0f} runs/s)")
