@@ -127,8 +127,9 @@ if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backe
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(2, DATABASE_POOL_MAX_SIZE),
         "max_size": DATABASE_POOL_MAX_SIZE,
-        # A greenlet waits this long for a free connection before its task fails (and is retried).
-        "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 30.0, minimum=1.0),
+        # A greenlet waits this long for a free connection before its task fails (and its job waits
+        # for its lease): long, because under a burst thousands of greenlets queue for 20 connections.
+        "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 120.0, minimum=1.0),
     }
 # Names the process in pg_stat_activity (operators count connections per process kind with it).
 DATABASE_APPLICATION_NAME = env_str("DATABASE_APPLICATION_NAME")
