@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from channels_app import selectors, services
-from channels_app.services import lifecycle
 from channels_app.models import Channel, ChannelCleanup
+from channels_app.services import lifecycle
 from common.errors import ApplicationError
 from common.outbox import BROKER_ERRORS, relay_pass
 from tests.channels_app.helpers import SLACK_TOKEN, TELEGRAM_SECRET, TELEGRAM_TOKEN, telegram_channel
