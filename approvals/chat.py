@@ -243,13 +243,15 @@ def approval_chat_posts_create(*, approval: Approval) -> int:
     """In the caller's transaction: one due post row per channel of the workspace that takes
     approvals and has none yet (the INSERT wakes the relay); how many were created. The token
     stored now is never shown: the post's task replaces it with the one its buttons carry."""
+    posted_to = set(ApprovalChatPost.objects.filter(approval=approval).values_list("channel_id", flat=True))
     rows = [
         ApprovalChatPost(approval=approval, channel=channel, token_hash=_hash(secrets.token_urlsafe(18)))
         for channel in approval_chat_channels(workspace_id=approval.workspace_id)
+        if channel.pk not in posted_to
     ]
-    if not rows:
-        return 0
-    return len(ApprovalChatPost.objects.bulk_create(rows, ignore_conflicts=True))
+    if rows:  # a concurrent call may have created some meanwhile: those stay as they are
+        ApprovalChatPost.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
 def approval_chat_posts_due(approval_ids: list[UUID | str]) -> int:
