@@ -16,20 +16,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
-from celery.exceptions import CeleryError
 from django.conf import settings
-from django.db.models import Q
-from kombu.exceptions import KombuError
+from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.utils import timezone
 
 from access.principal import Principal
 from approvals.models import Approval, ApprovalChatPost, ApprovalStatus
 from channels_app.adapters import ADAPTERS
 from channels_app.adapters.base import InboundEvent, SendError, http_failure, json_body, platform_call
 from channels_app.models import Channel
+from common.outbox import wake_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,16 @@ PREFIX = "ap"
 CHAT_PLATFORMS = ("telegram", "slack", "discord")
 DESCRIPTION_MAX_CHARS = 500
 BUTTON_LABEL_MAX_CHARS = 70
+# Transient failures of one step (the post, an edit) retried before the post is given up.
+CHAT_POST_MAX_RETRIES = 5
 
 
 class PostNotSent(Exception):
-    """A transient failure while posting: the task retries."""
+    """A transient failure while posting or editing: the task tries again after a backoff."""
+
+    def __init__(self, tries: int) -> None:
+        super().__init__(tries)
+        self.tries = tries
 
 
 # --- tokens and button data -------------------------------------------------------------------
@@ -233,96 +239,120 @@ def approval_chat_channels(*, workspace_id: UUID) -> list[Channel]:
     )
 
 
-def approval_post_to_chats(*, approval_id: UUID | str) -> int:
-    """Post the approval to every channel of its workspace with `approvals: true`; idempotent
-    (a channel already posted to is skipped). Returns how many posts were made; raises
-    `PostNotSent` after trying every channel when one failed transiently."""
-    approval = Approval.objects.filter(pk=approval_id).first()
-    if approval is None:
-        return 0
-    posted, retry = 0, False
-    for channel in approval_chat_channels(workspace_id=approval.workspace_id):
-        token = secrets.token_urlsafe(18)
-        post, created = ApprovalChatPost.objects.get_or_create(
-            approval=approval, channel=channel, defaults={"token_hash": _hash(token)}
-        )
-        if not created:
-            if post.platform_message_id:
-                continue
-            post.token_hash = _hash(token)  # the earlier token was never shown anywhere
-        approval.refresh_from_db()
-        pending = approval.effective_status == ApprovalStatus.PENDING
-        try:
-            post.chat_id, post.platform_message_id = _post(channel, approval, token if pending else None)
-        except SendError as exc:
-            post.error = exc.reason[:300]
-            post.save(update_fields=["token_hash", "error", "updated_at"])
-            retry = retry or exc.transient
-            logger.warning("approval %s: not posted to channel %s: %s", approval.pk, channel.pk, exc.reason)
-            continue
-        post.shown_status, post.error = approval.effective_status, ""
-        post.save(
-            update_fields=[
-                "token_hash",
-                "chat_id",
-                "platform_message_id",
-                "shown_status",
-                "error",
-                "updated_at",
-            ]
-        )
-        posted += 1
-    if retry:
-        raise PostNotSent(str(approval_id))
-    return posted
+def approval_chat_posts_create(*, approval: Approval) -> int:
+    """In the caller's transaction: one due post row per channel of the workspace that takes
+    approvals and has none yet (the INSERT wakes the relay); how many were created. The token
+    stored now is never shown: the post's task replaces it with the one its buttons carry."""
+    posted_to = set(ApprovalChatPost.objects.filter(approval=approval).values_list("channel_id", flat=True))
+    rows = [
+        ApprovalChatPost(approval=approval, channel=channel, token_hash=_hash(secrets.token_urlsafe(18)))
+        for channel in approval_chat_channels(workspace_id=approval.workspace_id)
+        if channel.pk not in posted_to
+    ]
+    if rows:  # a concurrent call may have created some meanwhile: those stay as they are
+        ApprovalChatPost.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
-def approval_refresh_chats(*, approval_id: UUID | str) -> int:
-    """Edit every posted message of the approval whose shown outcome is out of date, once each
-    (a conditional UPDATE claims the change, so concurrent refreshes edit it once)."""
-    approval = Approval.objects.filter(pk=approval_id).first()
-    if approval is None:
-        return 0
-    status = approval.effective_status
-    edited = 0
-    posts = (
-        ApprovalChatPost.objects.select_related("channel")
-        .filter(approval=approval)
-        .exclude(Q(platform_message_id="") | Q(shown_status=status))
+def approval_chat_posts_due(approval_ids: list[UUID | str]) -> int:
+    """The approvals changed (decided, expired): make their posts due so each message is edited
+    to the outcome, and wake the relay after commit; how many posts.
+
+    A post whose task is running (its lease ahead) or waiting for a retry keeps its time, moved
+    by a microsecond: the running task's settle (conditional on the lease it set) then leaves the
+    row due instead of finishing it, so a change it did not see is shown by the next attempt,
+    and no second task runs beside it."""
+    now = timezone.now()
+    count = ApprovalChatPost.objects.filter(approval_id__in=approval_ids, failed_at__isnull=True).update(
+        relay_due_at=Case(
+            When(relay_due_at__gt=now, then=F("relay_due_at") + timedelta(microseconds=1)),
+            default=Value(now),
+            output_field=DateTimeField(),
+        )
     )
-    for post in posts:
+    if count:
+        wake_on_commit()
+    return count
+
+
+def _failed(post: ApprovalChatPost, exc: SendError, *, step: str) -> None:
+    """Record a failed post or edit: raise `PostNotSent` while a transient failure has tries
+    left (the task makes the row due after the backoff), else give the post up."""
+    tries = post.tries + 1
+    reason = exc.reason[:300]
+    if exc.transient and tries <= CHAT_POST_MAX_RETRIES:
+        ApprovalChatPost.objects.filter(pk=post.pk).update(
+            error=reason, tries=tries, updated_at=timezone.now()
+        )
+        logger.info(
+            "approval %s: %s on channel %s failed, retried: %s",
+            post.approval_id,
+            step,
+            post.channel_id,
+            reason,
+        )
+        raise PostNotSent(tries)
+    now = timezone.now()
+    ApprovalChatPost.objects.filter(pk=post.pk).update(
+        error=reason, tries=tries, failed_at=now, updated_at=now
+    )
+    logger.warning(
+        "approval %s: %s on channel %s given up: %s", post.approval_id, step, post.channel_id, reason
+    )
+
+
+def approval_chat_post_sync(*, post_id: int | str) -> None:
+    """The body of one post's job: post the approval (with buttons while it is pending) if it
+    is not posted yet, then edit the message while its shown outcome differs from the
+    approval's. Raises `PostNotSent` (with the tries so far) after a transient failure; a
+    permanent one, or the last try, is recorded on the row and ends the job."""
+    post = ApprovalChatPost.objects.select_related("approval", "channel").filter(pk=post_id).first()
+    if post is None:
+        return
+    approval, channel = post.approval, post.channel
+    if not post.platform_message_id:
+        config = channel.public_config or {}
+        if not (channel.enabled and config.get("approvals") is True):
+            return  # the channel stopped taking approvals before the post was made
+        token = secrets.token_urlsafe(18)
+        # Stored before the post is made: its buttons work as soon as anyone can see them.
+        ApprovalChatPost.objects.filter(pk=post.pk).update(token_hash=_hash(token))
+        status = approval.effective_status
+        try:
+            chat_id, message_id = _post(
+                channel, approval, token if status == ApprovalStatus.PENDING else None
+            )
+        except SendError as exc:
+            _failed(post, exc, step="post")
+            return
+        post.chat_id, post.platform_message_id, post.shown_status = chat_id, message_id, status
+        post.error, post.tries = "", 0
+        post.save(
+            update_fields=["chat_id", "platform_message_id", "shown_status", "error", "tries", "updated_at"]
+        )
+    for _ in range(len(ApprovalStatus)):  # a status changes at most once after pending
+        approval.refresh_from_db()
+        status = approval.effective_status
+        if post.shown_status == status:
+            return
+        # Claimed by a conditional UPDATE: however many runs, the change is shown once.
         claimed = ApprovalChatPost.objects.filter(pk=post.pk, shown_status=post.shown_status).update(
             shown_status=status
         )
         if not claimed:
-            continue
+            return
         try:
-            _edit(post.channel, post, approval)
+            _edit(channel, post, approval)
         except SendError as exc:
-            ApprovalChatPost.objects.filter(pk=post.pk).update(error=exc.reason[:300])
-            logger.warning("approval %s: chat message %s not edited: %s", approval.pk, post.pk, exc.reason)
-            continue
-        edited += 1
-    return edited
-
-
-def _publish(task: Any, approval_id: UUID | str) -> None:
-    try:
-        task.delay(str(approval_id))
-    except (OSError, KombuError, CeleryError):
-        logger.warning("approval %s: broker unavailable, chat update not queued", approval_id)
-
-
-def enqueue_post(approval_id: UUID | str) -> None:
-    from approvals.tasks import post_to_chats
-
-    _publish(post_to_chats, approval_id)
-
-
-def enqueue_refresh(approval_id: UUID | str) -> None:
-    from approvals.tasks import refresh_chats
-
-    _publish(refresh_chats, approval_id)
+            ApprovalChatPost.objects.filter(pk=post.pk, shown_status=status).update(
+                shown_status=post.shown_status
+            )
+            _failed(post, exc, step="edit")
+            return
+        post.shown_status = status
+        if post.tries or post.error:
+            post.error, post.tries = "", 0
+            ApprovalChatPost.objects.filter(pk=post.pk).update(error="", tries=0)
 
 
 # --- a button press -----------------------------------------------------------------------------
@@ -400,7 +430,7 @@ def approval_chat_press(
         text = f"Already decided by {approval.decided_by} ({approval.status})."
         return _answer(platform, event, text, channel_id=post.channel_id, alert=True)
     except ApprovalExpired:
-        enqueue_refresh(approval.pk)  # the sweep may not have marked it yet: show it now
+        approval_chat_posts_due([approval.pk])  # the sweep may not have marked it yet: show it now
         return _answer(platform, event, "This approval expired.", channel_id=post.channel_id, alert=True)
     return _answer(
         platform, event, f"{approval.status.capitalize()}.", channel_id=post.channel_id, alert=False

@@ -116,13 +116,18 @@ class ApprovalEvent(models.Model):
         return f"{self.kind} {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
-class ApprovalChatPost(models.Model):
+class ApprovalChatPost(OutboxRow):
     """An approval as posted, with buttons, to one chat channel (see approvals/chat.py).
 
     Buttons carry `token` (random, per post), stored here only as its SHA-256, never the
     approval id: a press names the post by that token and is accepted only on the channel the
     post was made to. `shown_status` is the outcome the chat message shows, so each change of
     the approval edits it once.
+
+    The row is also the job (the outbox): created due with the approval, for each channel that
+    takes approvals, and made due again when the approval is decided or expires; its task posts
+    the message or edits it to the outcome. `tries` counts the transient failures of the current
+    step; `failed_at` marks a post given up on (the last reason in `error`).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -135,6 +140,8 @@ class ApprovalChatPost(models.Model):
     platform_message_id = models.CharField(max_length=200, blank=True, default="")
     shown_status = models.CharField(max_length=16, blank=True, default="")
     error = models.CharField(max_length=300, blank=True, default="")
+    tries = models.PositiveSmallIntegerField(default=0, editable=False)
+    failed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -143,6 +150,7 @@ class ApprovalChatPost(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["approval", "channel"], name="uniq_approval_chat_post")
         ]
+        indexes = [outbox_index("approval_post_relay_due")]
 
     def __str__(self) -> str:
         return f"{self.approval_id} → {self.channel_id}"
@@ -156,5 +164,16 @@ NOTICE = register(
         batched=True,
         # A decided or expired approval whose agent was neither told nor given up on.
         active=~models.Q(status=ApprovalStatus.PENDING) & models.Q(notified_at__isnull=True, notify_error=""),
+    )
+)
+APPROVAL_CHAT = register(
+    OutboxKind(
+        label="approvals.chat",
+        model=ApprovalChatPost,
+        task="approvals.sync_chat_post",
+        batched=True,
+        # Every post not given up on: whether it needs a post or an edit is the task's to see
+        # (the approval's effective status is on another table; the relay locks only posts).
+        active=models.Q(failed_at__isnull=True),
     )
 )

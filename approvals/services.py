@@ -56,12 +56,6 @@ def _record(approval_id: UUID, kind: str, actor: str, details: dict[str, Any] | 
     ApprovalEvent.objects.create(approval_id=approval_id, kind=kind, actor=actor, details=details or {})
 
 
-def _refresh_chats_on_commit(approval_ids: list[UUID]) -> None:
-    """After commit, the messages posted to chats are edited to show the outcome (the agent's
-    own notice is published by the relay from the row)."""
-    transaction.on_commit(lambda: [chat.enqueue_refresh(pk) for pk in approval_ids])
-
-
 @transaction.atomic
 def approval_create(
     *,
@@ -89,8 +83,7 @@ def approval_create(
         created_at=now,
     )
     _record(approval.pk, ApprovalEventKind.CREATED, created_by, {"expires_at": _utc(approval.expires_at)})
-    approval_id = approval.pk
-    transaction.on_commit(lambda: chat.enqueue_post(approval_id))
+    chat.approval_chat_posts_create(approval=approval)  # the relay publishes them after commit
     return approval
 
 
@@ -142,7 +135,7 @@ def approval_decide(
         if won:
             _record(approval.pk, ApprovalEventKind.DECIDED, actor.name, {"status": status, "option": option})
             wake_on_commit()
-            _refresh_chats_on_commit([approval.pk])
+            chat.approval_chat_posts_due([approval.pk])  # edited to show the outcome
     try:
         approval.refresh_from_db()
     except Approval.DoesNotExist:  # deleted with its workspace meanwhile
@@ -181,7 +174,7 @@ def approval_expire_due(*, now: Any = None, limit: int = 500) -> int:
             ]
         )
         wake_on_commit()
-        _refresh_chats_on_commit(ids)
+        chat.approval_chat_posts_due(ids)
     logger.info("expired %d approval(s)", len(ids))
     return len(ids)
 

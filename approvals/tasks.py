@@ -1,12 +1,14 @@
-"""Celery tasks: tell the requesting agent about a decision or expiry; sweep expired approvals."""
+"""Celery tasks: tell the requesting agent about a decision or expiry, post and edit approvals
+in chats, sweep expired approvals."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
 from approvals import chat, services
-from approvals.models import NOTICE
+from approvals.models import APPROVAL_CHAT, NOTICE, Approval
 from common.outbox import outbox_step
 from workspaces.a2a import A2AError
 from workspaces.delivery import WorkspaceAtCapacity
@@ -43,16 +45,40 @@ def expire_due() -> int:
     return services.approval_expire_due()
 
 
-@shared_task(bind=True, name="approvals.post_to_chats", max_retries=5, acks_late=True)
-def post_to_chats(self, approval_id: str) -> int:
-    """Post a new approval, with buttons, to the workspace's channels with `approvals: true`."""
-    try:
-        return chat.approval_post_to_chats(approval_id=approval_id)
-    except chat.PostNotSent as exc:
-        raise self.retry(countdown=retry_delay(self.request.retries), exc=exc) from None
+@shared_task(name="approvals.sync_chat_post", acks_late=True, ignore_result=True)
+def sync_chat_post(post_id: str, attempt: int) -> None:
+    """Attempt `attempt` of an approval's chat post (published by the relay): post it, or edit
+    it to the approval's outcome; a transient platform failure makes the row due again after
+    the backoff, up to `chat.CHAT_POST_MAX_RETRIES` tries a step."""
+
+    def body() -> float | None:
+        try:
+            chat.approval_chat_post_sync(post_id=post_id)
+        except chat.PostNotSent as exc:
+            return retry_delay(exc.tries - 1)
+        return None
+
+    outbox_step(kind=APPROVAL_CHAT, pk=post_id, attempt=int(attempt), body=body)
 
 
-@shared_task(name="approvals.refresh_chats", acks_late=True)
+# The tasks requests published before chat posts were rows. Kept so that messages still queued
+# from before an upgrade do their work: they only write rows, which the relay then publishes.
+
+
+@shared_task(name="approvals.post_to_chats", acks_late=True, ignore_result=True)
+def post_to_chats(approval_id: str) -> int:
+    """Create the approval's missing chat posts (due) and make the existing ones due."""
+    approval = Approval.objects.filter(pk=approval_id).first()
+    if approval is None:
+        return 0
+    with transaction.atomic():
+        created = chat.approval_chat_posts_create(approval=approval)
+        chat.approval_chat_posts_due([approval.pk])
+    return created
+
+
+@shared_task(name="approvals.refresh_chats", acks_late=True, ignore_result=True)
 def refresh_chats(approval_id: str) -> int:
-    """Edit the posted chat messages of an approval to show its outcome."""
-    return chat.approval_refresh_chats(approval_id=approval_id)
+    """Make the approval's chat posts due (each is edited if its shown outcome is stale)."""
+    with transaction.atomic():
+        return chat.approval_chat_posts_due([approval_id])

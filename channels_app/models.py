@@ -186,6 +186,33 @@ class Conversation(models.Model):
         return f"{self.chat_id}{'/' + self.thread_id if self.thread_id else ''}"
 
 
+class ChannelCleanup(OutboxRow):
+    """A deleted channel's `on_disable` still to run (a Telegram bot's `deleteWebhook`): the row
+    is the job (the outbox), written in the deleting transaction. The channel is gone, so the
+    row carries what the hook needs, its config sealed (Fernet) as `sealed_config`. Deleted once
+    the hook ran; one given up on keeps its reason (`failed_at`, `error`, the config dropped)
+    until retention prunes it."""
+
+    id = models.BigAutoField(primary_key=True)
+    channel_id = models.UUIDField()
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    credential_key = models.CharField(max_length=64, blank=True, default="")
+    sealed_config = models.TextField(blank=True, default="")
+    tries = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [
+            outbox_index("channel_cleanup_relay_due"),
+            models.Index(fields=["created_at"], name="channel_cleanup_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.channel_id}"
+
+
 INBOUND = register(
     OutboxKind(
         label="channels.inbound",
@@ -202,5 +229,14 @@ OUTBOUND = register(
         task="channels.send_message",
         batched=True,
         active=models.Q(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED),
+    )
+)
+CLEANUP = register(
+    OutboxKind(
+        label="channels.cleanup",
+        model=ChannelCleanup,
+        task="channels.run_cleanup",
+        batched=True,
+        active=models.Q(failed_at__isnull=True),
     )
 )

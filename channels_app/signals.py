@@ -1,5 +1,6 @@
 """A workspace deletion takes its channels with it: run their adapters' `on_disable` too (e.g.
-unregister a Telegram webhook; queued after the commit, see `services.disable_after_delete`).
+unregister a Telegram webhook; a job row in the deleting transaction, see
+`services.disable_after_delete`).
 
 `DELETE /workspaces/:id` removes the channels by database cascade, which never reaches
 `channel_delete`; without this the bot would keep posting to the URL of a channel that is gone.

@@ -4,7 +4,7 @@ Every batch is one short DELETE (one transaction, at most RETENTION_BATCH_SIZE r
 through an index), so no table is locked for long and the web and workers carry on meanwhile.
 Pending work is never selected: queued or running runs, received or queued messages (and a
 message whose reply is still queued), pending approvals or ones whose agent has not been told
-yet, queued or running jobs.
+yet, queued or running jobs, channel clean-ups still being tried.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
-from channels_app.models import Channel, ChannelMessage, MessageStatus
+from channels_app.models import Channel, ChannelCleanup, ChannelMessage, MessageStatus
 from schedules.models import FINISHED_STATUSES, Schedule, ScheduleRun
 from templates_app.models import BundleImportJob, JobStatus, TemplateImportJob
 from workspaces.models import AgentDelivery
@@ -98,6 +98,12 @@ def _jobs(model: type[Model]) -> Callable[[datetime], Iterator[QuerySet]]:
     return querysets
 
 
+def _given_up_cleanups(now: datetime) -> Iterator[QuerySet]:
+    """Deleted channels' clean-ups that were given up on (done ones delete themselves): kept as
+    long as finished jobs, for the reason they record."""
+    yield ChannelCleanup.objects.filter(created_at__lt=_days_ago(now, settings.JOBS_KEEP_DAYS))
+
+
 def _stale_delivery_markers(now: datetime) -> Iterator[QuerySet]:
     """In-flight markers a crashed process left behind (the busy check already ignores them)."""
     stale = now - timedelta(seconds=settings.A2A_TIMEOUT_SECONDS + DELIVERY_STALE_MARGIN_SECONDS)
@@ -109,6 +115,7 @@ HANDLED_MESSAGE = ~Q(status__in=PENDING_MESSAGE_STATUSES) & ~Q(replies__status__
 # Closed, and the agent told (or telling it failed for good).
 TOLD_APPROVAL = Q(status__in=CLOSED_APPROVAL_STATUSES) & (Q(notified_at__isnull=False) | ~Q(notify_error=""))
 FINISHED_JOB = Q(status__in=FINISHED_JOB_STATUSES)
+GIVEN_UP = Q(failed_at__isnull=False)
 
 PARTS = (
     Part("schedule_runs_by_age", _runs_by_age, FINISHED_RUN),
@@ -117,6 +124,7 @@ PARTS = (
     Part("approvals", _approvals, TOLD_APPROVAL),
     Part("template_import_jobs", _jobs(TemplateImportJob), FINISHED_JOB),
     Part("bundle_import_jobs", _jobs(BundleImportJob), FINISHED_JOB),
+    Part("channel_cleanups", _given_up_cleanups, GIVEN_UP),
     Part("agent_delivery_markers", _stale_delivery_markers, Q(), key="started_at"),
 )
 

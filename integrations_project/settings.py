@@ -342,6 +342,8 @@ AGENT_TASKS = (
     "channels.delete_telegram_webhook",
     "approvals.post_to_chats",
     "approvals.refresh_chats",
+    "approvals.sync_chat_post",
+    "channels.run_cleanup",
 )
 CELERY_TASK_QUEUES = (
     Queue("celery", routing_key="celery"),

@@ -4,6 +4,7 @@ stale message claims nothing, a dead broker leaves rows due."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -11,10 +12,10 @@ from celery import current_app
 from django.utils import timezone
 
 from access.principal import Principal
-from approvals.models import Approval
+from approvals.models import Approval, ApprovalChatPost
 from approvals.services import approval_decide
-from channels_app.models import ChannelMessage
-from channels_app.services import channel_send
+from channels_app.models import ChannelCleanup, ChannelMessage
+from channels_app.services import channel_cleanup_create, channel_send
 from common import outbox
 from plugins_app.models import InstalledPlugin
 from plugins_app.services import plugin_install_request
@@ -29,7 +30,16 @@ from tests.support.worker import CLOSED_BROKER_URL, CaptureTasks
 pytestmark = pytest.mark.django_db
 
 OPERATOR = Principal(kind="workspace_token", name="ops", role="operator")
-MODELS = (ChannelMessage, ScheduleRun, InstalledPlugin, TemplateImportJob, BundleImportJob, Approval)
+MODELS = (
+    ChannelMessage,
+    ScheduleRun,
+    InstalledPlugin,
+    TemplateImportJob,
+    BundleImportJob,
+    Approval,
+    ApprovalChatPost,
+    ChannelCleanup,
+)
 
 
 @pytest.fixture
@@ -47,6 +57,11 @@ def one_of_each(workspace, settings):
     approval = make_approval(workspace)
     make_approval(workspace, action="still pending: nothing to tell")
     approval_decide(approval=approval, decision="approve", actor=OPERATOR)
+    telegram_channel(workspace, chat_ids=["7"], approvals=True)
+    make_approval(workspace, action="posted to the channel that takes approvals")
+    channel_cleanup_create(
+        channel_id=uuid.uuid4(), platform="telegram", credential_key="k", sealed_config="x"
+    )
 
 
 def _published(sent) -> list[tuple[str, int]]:
@@ -55,7 +70,9 @@ def _published(sent) -> list[tuple[str, int]]:
 
 EVERY_TASK = [
     "approvals.notify_agent",
+    "approvals.sync_chat_post",
     "channels.process_inbound",
+    "channels.run_cleanup",
     "channels.send_message",
     "plugins.install",
     "schedules.execute_run",
@@ -66,7 +83,7 @@ EVERY_TASK = [
 
 def test_every_kind_is_published_once_with_its_attempt(one_of_each):
     with CaptureTasks() as sent:
-        assert outbox.relay_pass() == 7
+        assert outbox.relay_pass() == 9
         assert outbox.relay_pass() == 0  # published: leased
     assert _published(sent) == [(name, 1) for name in EVERY_TASK]
     for model in MODELS:
@@ -80,7 +97,7 @@ def test_a_lost_attempt_is_published_again_when_its_lease_ends(one_of_each, sett
     lease_end = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     with CaptureTasks() as sent:
         assert outbox.relay_pass(now=lease_end - timedelta(seconds=1)) == 0
-        assert outbox.relay_pass(now=lease_end + timedelta(seconds=1)) == 7
+        assert outbox.relay_pass(now=lease_end + timedelta(seconds=1)) == 9
     assert _published(sent) == [(name, 2) for name in EVERY_TASK]
 
 
@@ -98,7 +115,7 @@ def test_only_the_first_message_of_the_latest_attempt_claims(one_of_each):
 def test_a_dead_broker_leaves_every_row_due(one_of_each):
     with current_app.connection_for_write(url=CLOSED_BROKER_URL) as dead, pytest.raises(outbox.BROKER_ERRORS):
         outbox.relay_pass(producer=current_app.amqp.Producer(dead))
-    assert sum(outbox.pending_count().values()) == 7
+    assert sum(outbox.pending_count().values()) == 9
     for model in MODELS:
         assert not model.objects.filter(publish_attempt__gt=0).exists(), model
 
@@ -108,7 +125,7 @@ def test_finished_rows_are_no_longer_due(one_of_each):
     ScheduleRun.objects.update(status="success")
     assert outbox.pending_count()["channels.inbound"] == 0
     with CaptureTasks() as sent:
-        assert outbox.relay_pass() == 4  # not the two messages nor the run
+        assert outbox.relay_pass() == 6  # not the two messages nor the run
     assert not ChannelMessage.objects.exclude(relay_due_at=None).exists()
     assert not ScheduleRun.objects.exclude(relay_due_at=None).exists()
     assert "schedules.execute_run" not in {name for name, _ in sent}

@@ -29,8 +29,10 @@ from channels_app.services.config import (
 from channels_app.services.discovery import channel_discover
 from channels_app.services.inbound import WebhookAnswer, message_process_inbound, webhook_receive
 from channels_app.services.lifecycle import (
+    CleanupNotDone,
+    channel_cleanup_create,
+    channel_cleanup_run,
     channel_disable_hook,
-    channel_disable_hook_sealed,
     channel_enable_hook,
     disable_after_delete,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "MAX_ALLOWLIST_ENTRIES",
     "TEST_MESSAGE",
     "ApplicationTaken",
+    "CleanupNotDone",
     "InvalidConfig",
     "InvalidSignature",
     "InvalidToken",
@@ -55,10 +58,11 @@ __all__ = [
     "PlatformError",
     "WebhookAnswer",
     "channel_bulk_create",
+    "channel_cleanup_create",
+    "channel_cleanup_run",
     "channel_create",
     "channel_delete",
     "channel_disable_hook",
-    "channel_disable_hook_sealed",
     "channel_discover",
     "channel_enable_hook",
     "channel_prepare",

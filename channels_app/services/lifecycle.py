@@ -2,7 +2,8 @@
 
 Only for adapters whose hooks are active (`ChannelAdapter.hooks_active`, e.g. Telegram with a
 PUBLIC_BASE_URL: its webhook); for the others nothing is scheduled. A failed hook is written to
-the channel's `last_error` and undoes nothing.
+the channel's `last_error` and undoes nothing; a deleted channel's hook is a `ChannelCleanup`
+job, retried after transient failures.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from channels_app.adapters.base import SendError
-from channels_app.models import Channel
+from channels_app.models import Channel, ChannelCleanup
 from channels_app.services.base import LOGGER_NAME, adapter_for, inbound_url
 from common.crypto import DecryptionError, decrypt, encrypt
-from common.outbox import BROKER_ERRORS
 
 logger = logging.getLogger(LOGGER_NAME)
+# Transient failures of a deleted channel's `on_disable` retried before it is given up.
+CLEANUP_MAX_RETRIES = 5
 
 
 def enable_on_commit(channel: Channel) -> None:
@@ -39,45 +42,83 @@ def disable_on_commit(channel: Channel, config: dict[str, Any]) -> None:
 
 
 def disable_after_delete(channel: Channel) -> None:
-    """Once the deletion of an enabled channel is committed, queue its `on_disable`.
+    """In the deleting transaction: a `ChannelCleanup` row for the channel's `on_disable` (the
+    relay publishes its task after commit).
 
     In a task rather than in the request: nobody will read the channel's `last_error` any more,
     and a workspace subtree can hold many channels, each call up to 15 s. The config (a bot
-    token) travels encrypted (the broker never holds a plaintext secret); the task decrypts it.
+    token) is stored sealed (encrypted), and no message ever carries it.
     """
     if not adapter_for(channel.platform).hooks_active():
         return
-    from channels_app.tasks import delete_telegram_webhook
+    channel_cleanup_create(
+        channel_id=channel.pk,
+        platform=channel.platform,
+        credential_key=channel.credential_key,
+        sealed_config=encrypt(json.dumps(channel.config)),
+    )
 
-    args = (str(channel.pk), channel.credential_key, encrypt(json.dumps(channel.config)), channel.platform)
 
-    def publish() -> None:
-        try:
-            delete_telegram_webhook.delay(*args)
-        except BROKER_ERRORS:
-            logger.warning("broker unavailable: %s of channel %s not queued", _disable_call(args[3]), args[0])
-
-    transaction.on_commit(publish)
+def channel_cleanup_create(
+    *, channel_id: Any, platform: str, credential_key: str, sealed_config: str
+) -> None:
+    """A due `ChannelCleanup` row (its INSERT wakes the relay)."""
+    ChannelCleanup.objects.create(
+        channel_id=channel_id, platform=platform, credential_key=credential_key, sealed_config=sealed_config
+    )
 
 
 def _disable_call(platform: str) -> str:
     return adapter_for(platform).disable_call
 
 
-def channel_disable_hook_sealed(
-    *, channel_id: str, platform: str, credential_key: str, sealed_config: str
-) -> None:
-    """`channel_disable_hook` with the config as `disable_after_delete` sealed it."""
-    try:
-        config = json.loads(decrypt(sealed_config))
-    except (DecryptionError, ValueError):
-        logger.warning(
-            "%s of channel %s skipped: its config cannot be read", _disable_call(platform), channel_id
-        )
+class CleanupNotDone(Exception):
+    """A transient failure of a deleted channel's `on_disable`: tried again after a backoff."""
+
+    def __init__(self, tries: int) -> None:
+        super().__init__(tries)
+        self.tries = tries
+
+
+def channel_cleanup_run(*, cleanup_id: Any) -> None:
+    """The body of a `ChannelCleanup` job: the adapter's `on_disable` with the sealed config,
+    unless another enabled channel still uses the credential; then the row is deleted. Raises
+    `CleanupNotDone` after a transient failure with tries left; a permanent failure, or the last
+    try, is logged and recorded on the row (config dropped), which ends the job."""
+    cleanup = ChannelCleanup.objects.filter(pk=cleanup_id).first()
+    if cleanup is None:
         return
-    channel_disable_hook(
-        channel_id=channel_id, platform=platform, credential_key=credential_key, config=config
+    call = _disable_call(cleanup.platform)
+    try:
+        config = json.loads(decrypt(cleanup.sealed_config))
+    except (DecryptionError, ValueError):
+        logger.warning("%s of channel %s skipped: its config cannot be read", call, cleanup.channel_id)
+        cleanup.delete()
+        return
+    shared = (
+        Channel.objects.filter(platform=cleanup.platform, credential_key=cleanup.credential_key, enabled=True)
+        .exclude(pk=cleanup.channel_id)
+        .exists()
     )
+    if not shared:
+        try:
+            adapter_for(cleanup.platform).on_disable(config)
+        except SendError as exc:
+            _cleanup_failed(cleanup, call, exc)
+            return
+    cleanup.delete()
+
+
+def _cleanup_failed(cleanup: ChannelCleanup, call: str, exc: SendError) -> None:
+    tries = cleanup.tries + 1
+    reason = exc.reason[:300]
+    if exc.transient and tries <= CLEANUP_MAX_RETRIES:
+        ChannelCleanup.objects.filter(pk=cleanup.pk).update(tries=tries, error=reason)
+        raise CleanupNotDone(tries)
+    ChannelCleanup.objects.filter(pk=cleanup.pk).update(
+        tries=tries, error=reason, failed_at=timezone.now(), sealed_config=""
+    )
+    logger.warning("%s of deleted channel %s given up: %s", call, cleanup.channel_id, reason)
 
 
 def channel_enable_hook(*, channel_id: Any) -> None:

@@ -12,16 +12,17 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+from celery import current_app
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from access.principal import Principal
 from approvals import chat, services
-from approvals.models import Approval, ApprovalChatPost, ApprovalEvent
+from approvals.models import APPROVAL_CHAT, Approval, ApprovalChatPost, ApprovalEvent
 from channels_app.models import ChannelMessage
 from channels_app.services import InvalidConfig, channel_create, message_send_attempt
-from common.outbox import relay_pass
+from common.outbox import BROKER_ERRORS, pending_count, relay_kind, relay_pass
 from tests.approvals.conftest import a2a_ok, make_approval
 from tests.channels_app.helpers import (
     RFC8032_PUBLIC,
@@ -37,6 +38,7 @@ from tests.channels_app.helpers import (
 )
 from tests.support.factories import make_workspace
 from tests.support.fake_http import json_response
+from tests.support.worker import CLOSED_BROKER_URL, CaptureTasks
 
 APP_ID = "123456789012345678"
 TOKEN_DATA = re.compile(r"^ap:[A-Za-z0-9_-]{24}:(a\d*|r)$")
@@ -111,9 +113,35 @@ def channels(workspace, platforms):
     return {"telegram": telegram, "slack": slack, "discord": discord, "quiet": quiet}
 
 
+def sync_posts() -> int:
+    """Run the due chat-post jobs (and only those) here, as the relay and a worker would; the
+    number of attempts run."""
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True
+    ran = 0
+    try:
+        while published := relay_kind(APPROVAL_CHAT):
+            ran += published
+    finally:
+        current_app.conf.task_always_eager = eager
+    return ran
+
+
+def edits(fake) -> int:
+    """Edit calls made, all platforms."""
+    return sum(
+        len(requests_to(fake, suffix, method))
+        for suffix, method in (
+            ("/editMessageText", "POST"),
+            ("/chat.update", "POST"),
+            ("/messages/9001", "PATCH"),
+        )
+    )
+
+
 def posted(approval: Approval, fake) -> dict[str, str]:
     """Post the approval; the button data of each platform's first button, by platform."""
-    assert chat.approval_post_to_chats(approval_id=approval.pk) == 3
+    assert sync_posts() == 3
     telegram = requests_to(fake, "/sendMessage")[-1].json()
     slack = requests_to(fake, "/chat.postMessage")[-1].json()
     discord = requests_to(fake, f"/api/webhooks/{APP_ID}/tok")[-1].json()
@@ -197,9 +225,16 @@ def test_approval_is_posted_with_buttons_to_each_channel_that_asks(workspace, ch
     assert data["telegram"].split(":")[1] not in hashes and len(hashes) == 3
     discord = requests_to(platforms, f"/api/webhooks/{APP_ID}/tok")[-1]
     assert discord.query == {"wait": ["true"]}
-    # The channel without `approvals` got nothing; posting again posts nothing new.
+    # The channel without `approvals` got nothing; the jobs are done, and running a post's body
+    # again (a stale or duplicate run) posts nothing new.
     assert all(r.json()["channel"] == "C111" for r in requests_to(platforms, "/chat.postMessage"))
-    assert chat.approval_post_to_chats(approval_id=approval.pk) == 0
+    assert sync_posts() == 0
+    for post in ApprovalChatPost.objects.all():
+        chat.approval_chat_post_sync(post_id=post.pk)
+    assert (
+        len(requests_to(platforms, "/sendMessage")) == len(requests_to(platforms, "/chat.postMessage")) == 1
+    )
+    assert set(ApprovalChatPost.objects.values_list("token_hash", flat=True)) == hashes
 
 
 @pytest.mark.django_db
@@ -258,7 +293,8 @@ def test_telegram_press_by_an_approver_decides_and_edits(client, workspace, chan
         "telegram:7",
         "now",
     )
-    assert chat.approval_refresh_chats(approval_id=approval.pk) == 3
+    assert sync_posts() == 3
+    assert edits(platforms) == 3
     edit = requests_to(platforms, "/editMessageText")[-1].json()
     assert edit["message_id"] == 77 and edit["reply_markup"] == {"inline_keyboard": []}
     assert edit["text"].endswith("Approved by telegram:7 (option: now).")
@@ -266,7 +302,10 @@ def test_telegram_press_by_an_approver_decides_and_edits(client, workspace, chan
     assert (slack_edit["channel"], slack_edit["ts"], len(slack_edit["blocks"])) == ("C111", "111.222", 1)
     discord_edit = requests_to(platforms, "/messages/9001", method="PATCH")[-1].json()
     assert discord_edit["components"] == [] and "Approved by telegram:7" in discord_edit["content"]
-    assert chat.approval_refresh_chats(approval_id=approval.pk) == 0  # edited once
+    assert sync_posts() == 0  # edited once
+    for post in ApprovalChatPost.objects.all():
+        chat.approval_chat_post_sync(post_id=post.pk)
+    assert edits(platforms) == 3
     # A second press, even by another approver: already decided.
     again = telegram_press(client, data["telegram_reject"], user_id=8, update_id=1001)
     assert again.json()["text"] == "Already decided by telegram:7 (approved)." and again.json()["show_alert"]
@@ -303,6 +342,7 @@ def test_slack_and_discord_presses_decide(client, workspace, channels, platforms
     assert slack_press(client, data["slack"]).status_code == 200
     first.refresh_from_db()
     assert (first.status, first.decided_by) == ("approved", "slack:U1")
+    assert sync_posts() == 3  # the first approval's messages edited
     second = make_approval(workspace, action="rotate keys")
     data = posted(second, platforms)
     response = discord_press(client, data["discord"].replace(":a", ":r"))
@@ -352,7 +392,7 @@ def test_a_press_after_expiry_shows_expired(client, workspace, channels, platfor
     Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     answer = telegram_press(client, data["telegram"]).json()
     assert answer["text"] == "This approval expired."
-    assert chat.approval_refresh_chats(approval_id=approval.pk) == 3
+    assert sync_posts() == 3 and edits(platforms) == 3
     assert (
         requests_to(platforms, "/editMessageText")[-1].json()["text"].endswith("Expired without a decision.")
     )
@@ -367,7 +407,7 @@ def test_a_decision_made_elsewhere_edits_the_chat_message(workspace, channels, p
     services.approval_decide(
         approval=approval, decision="reject", actor=Principal(kind="admin_token", name="root")
     )
-    assert chat.approval_refresh_chats(approval_id=approval.pk) == 3
+    assert sync_posts() == 3 and edits(platforms) == 3
     assert requests_to(platforms, "/editMessageText")[-1].json()["text"].endswith("Rejected by root.")
 
 
@@ -377,9 +417,10 @@ def test_approval_created_after_decision_is_posted_without_buttons(workspace, ch
     services.approval_decide(
         approval=approval, decision="approve", actor=Principal(kind="admin_token", name="root")
     )
-    chat.approval_post_to_chats(approval_id=approval.pk)
+    assert sync_posts() == 3
     sent = requests_to(platforms, "/sendMessage")[-1].json()
     assert sent["reply_markup"] == {"inline_keyboard": []} and sent["text"].endswith("Approved by root.")
+    assert edits(platforms) == 0  # posted showing the outcome: nothing to edit
 
 
 @pytest.mark.django_db(transaction=True)
@@ -389,7 +430,7 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
     queue = BrokerQueue(settings.CELERY_BROKER_URL)
     queue.redis.delete("celery", "agents")
     approval = make_approval(workspace)
-    queue.redis.delete("celery", "agents")  # the post task published by the create
+    assert queue.messages() == []  # the create wrote rows and published nothing
     data = posted(approval, platforms)
     start = threading.Barrier(50)
 
@@ -409,35 +450,155 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
     assert texts.count("Approved.") == 1
     assert texts.count(f"Already decided by {approval.decided_by} (approved).") == 49
     assert ApprovalEvent.objects.filter(approval=approval, kind="decided").count() == 1
-    assert relay_pass() == 1  # the agent's notice, from the decided row
-    tasks = [message["headers"]["task"] for message in queue.messages()]
-    assert tasks.count("approvals.notify_agent") == 1 and tasks.count("approvals.refresh_chats") == 1
+    assert relay_pass() == 4  # the agent's notice and the three posts, from the rows
+    assert relay_pass() == 0  # published once per attempt
+    messages = queue.messages()
+    tasks = [message["headers"]["task"] for message in messages]
+    assert sorted(tasks) == ["approvals.notify_agent", "outbox.run_rows"]
+    (rows,) = [message["args"] for message in messages if message["headers"]["task"] == "outbox.run_rows"]
+    assert rows[0] == "approvals.chat" and sorted(pk for pk, _ in rows[1]) == sorted(
+        str(pk) for pk in ApprovalChatPost.objects.values_list("pk", flat=True)
+    )
     for _ in range(3):  # however often the notification runs, the agent hears it once
         services.approval_notify(approval_id=approval.pk)
     assert len(requests_to(platforms, "/agent")) == 1
-    assert chat.approval_refresh_chats(approval_id=approval.pk) == 3
-    assert len(requests_to(platforms, "/editMessageText")) == 1
+    for _ in range(3):  # however often the posts' message is delivered, each is edited once
+        current_app.tasks["outbox.run_rows"].run(*rows)
+    assert edits(platforms) == 3 and len(requests_to(platforms, "/editMessageText")) == 1
+    assert ApprovalChatPost.objects.filter(relay_due_at__isnull=False).count() == 0
     queue.redis.delete("celery", "agents")
 
 
+def due_posts() -> set[tuple[str, str]]:
+    """(approval id, platform) of every chat post due now."""
+    rows = ApprovalChatPost.objects.filter(relay_due_at__lte=timezone.now())
+    return {(str(a), p) for a, p in rows.values_list("approval_id", "channel__platform")}
+
+
 @pytest.mark.django_db
-def test_create_queues_the_post_and_every_outcome_queues_the_edit(
-    workspace, monkeypatch, django_capture_on_commit_callbacks
-):
-    published: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        chat, "_publish", lambda task, approval_id: published.append((task.name, str(approval_id)))
+def test_create_writes_the_posts_and_every_outcome_makes_them_due(workspace, channels, platforms):
+    """Nothing is published by a request or a service: they write rows, the relay publishes."""
+    approval = make_approval(workspace)
+    ours = {(str(approval.pk), platform) for platform in ("telegram", "slack", "discord")}
+    assert due_posts() == ours  # one per channel that takes approvals (not "quiet")
+    assert pending_count()["approvals.chat"] == 3
+    sync_posts()
+    assert due_posts() == set()
+    services.approval_decide(
+        approval=approval, decision="approve", actor=Principal(kind="admin_token", name="root")
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        approval = make_approval(workspace)
-    assert published == [("approvals.post_to_chats", str(approval.pk))]
-    with django_capture_on_commit_callbacks(execute=True):
-        services.approval_decide(
-            approval=approval, decision="approve", actor=Principal(kind="admin_token", name="root")
-        )
-    assert published[-1] == ("approvals.refresh_chats", str(approval.pk))
+    assert due_posts() == ours
+    sync_posts()
     other = make_approval(workspace, expires_in_seconds=1)
+    sync_posts()
     Approval.objects.filter(pk=other.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    with django_capture_on_commit_callbacks(execute=True):
-        assert services.approval_expire_due() == 1
-    assert published[-1] == ("approvals.refresh_chats", str(other.pk))
+    assert services.approval_expire_due() == 1
+    assert due_posts() == {(str(other.pk), platform) for platform in ("telegram", "slack", "discord")}
+    assert sync_posts() == 3
+    assert (
+        requests_to(platforms, "/editMessageText")[-1].json()["text"].endswith("Expired without a decision.")
+    )
+
+
+@pytest.mark.django_db
+def test_posts_wait_through_a_broker_outage(workspace, channels, platforms):
+    """A broker down when the approval is created loses nothing: the rows stay due and are
+    published, once per attempt, when it is back."""
+    approval = make_approval(workspace)
+    with current_app.connection_for_write(url=CLOSED_BROKER_URL) as dead, pytest.raises(BROKER_ERRORS):
+        relay_kind(APPROVAL_CHAT, producer=current_app.amqp.Producer(dead))
+    assert ApprovalChatPost.objects.filter(relay_due_at__isnull=False, publish_attempt=0).count() == 3
+    with CaptureTasks() as sent:
+        assert relay_kind(APPROVAL_CHAT) == 3
+        assert relay_kind(APPROVAL_CHAT) == 0
+    assert [(name, args[0]) for name, args in sent] == [("outbox.run_rows", "approvals.chat")]
+    assert sorted(attempt for _, attempt in sent[0][1][1]) == [1, 1, 1]
+    assert ApprovalChatPost.objects.filter(approval=approval, publish_attempt=1).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_duplicate_message_posts_once(workspace, channels, platforms):
+    from approvals import tasks
+
+    make_approval(workspace)
+    with CaptureTasks():
+        relay_kind(APPROVAL_CHAT)
+    for post in ApprovalChatPost.objects.all():
+        tasks.sync_chat_post(str(post.pk), 1)
+        tasks.sync_chat_post(str(post.pk), 1)  # delivered twice
+        tasks.sync_chat_post(str(post.pk), 0)  # an older attempt
+    assert len(requests_to(platforms, "/sendMessage")) == 1
+    assert len(requests_to(platforms, "/chat.postMessage")) == 1
+    assert len(requests_to(platforms, f"/api/webhooks/{APP_ID}/tok")) == 1
+
+
+@pytest.mark.django_db
+def test_a_transient_failure_is_retried_then_given_up(workspace, channels, platforms, settings):
+    settings.APPROVAL_NOTIFY_RETRY_SECONDS = 0
+    platforms.route("POST", f"/bot{TELEGRAM_TOKEN}/sendMessage", json_response({"ok": False}, status=502))
+    make_approval(workspace)
+    telegram = ApprovalChatPost.objects.get(channel=channels["telegram"])
+    sync_posts()
+    telegram.refresh_from_db()
+    assert len(requests_to(platforms, "/sendMessage")) == 1 + chat.CHAT_POST_MAX_RETRIES
+    assert telegram.failed_at is not None and telegram.relay_due_at is None
+    assert "HTTP 502" in telegram.error and telegram.platform_message_id == ""
+    # The others were posted; a decision edits those and leaves the given-up post alone.
+    approval = telegram.approval
+    services.approval_decide(
+        approval=approval, decision="approve", actor=Principal(kind="admin_token", name="root")
+    )
+    assert sync_posts() == 2 and edits(platforms) == 2
+    assert len(requests_to(platforms, "/sendMessage")) == 1 + chat.CHAT_POST_MAX_RETRIES
+
+
+@pytest.mark.django_db
+def test_a_failed_edit_is_retried_and_shown_once(workspace, channels, platforms, settings):
+    settings.APPROVAL_NOTIFY_RETRY_SECONDS = 60
+    approval = make_approval(workspace)
+    posted(approval, platforms)
+    platforms.route("POST", f"/bot{TELEGRAM_TOKEN}/editMessageText", json_response({"ok": False}, status=429))
+    services.approval_decide(
+        approval=approval, decision="reject", actor=Principal(kind="admin_token", name="root")
+    )
+    before = timezone.now()
+    assert sync_posts() == 3
+    telegram = ApprovalChatPost.objects.get(channel=channels["telegram"])
+    assert telegram.shown_status == "pending" and telegram.tries == 1 and telegram.failed_at is None
+    assert telegram.relay_due_at > before + timedelta(seconds=50)  # after the backoff
+    ok = json_response({"ok": True, "result": {"message_id": 77}})
+    platforms.route("POST", f"/bot{TELEGRAM_TOKEN}/editMessageText", ok)
+    ApprovalChatPost.objects.filter(pk=telegram.pk).update(relay_due_at=timezone.now())
+    assert sync_posts() == 1
+    telegram.refresh_from_db()
+    assert (telegram.shown_status, telegram.tries, telegram.error, telegram.relay_due_at) == (
+        "rejected",
+        0,
+        "",
+        None,
+    )
+
+
+@pytest.mark.django_db
+def test_a_refused_post_is_given_up_at_once(workspace, channels, platforms):
+    platforms.route("POST", "/chat.postMessage", json_response({"ok": False, "error": "channel_not_found"}))
+    make_approval(workspace)
+    sync_posts()
+    slack = ApprovalChatPost.objects.get(channel=channels["slack"])
+    assert slack.failed_at is not None and slack.tries == 1 and slack.error
+    assert len(requests_to(platforms, "/chat.postMessage")) == 1
+
+
+@pytest.mark.django_db
+def test_the_former_tasks_make_the_posts_due(workspace, channels, platforms):
+    """Messages queued before the upgrade still lead to the post and the edit."""
+    from approvals import tasks
+
+    approval = make_approval(workspace)
+    ApprovalChatPost.objects.filter(approval=approval, channel=channels["slack"]).delete()
+    ApprovalChatPost.objects.update(relay_due_at=None)
+    assert tasks.post_to_chats(str(approval.pk)) == 1  # the missing post
+    assert sync_posts() == 3
+    Approval.objects.filter(pk=approval.pk).update(status="approved", decided_by="root")
+    assert tasks.refresh_chats(str(approval.pk)) == 3
+    assert sync_posts() == 3 and edits(platforms) == 3

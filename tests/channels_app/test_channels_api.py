@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
 from channels_app import selectors, services
-from channels_app.models import Channel
+from channels_app.models import Channel, ChannelCleanup
+from channels_app.services import lifecycle
 from common.errors import ApplicationError
+from common.outbox import BROKER_ERRORS, relay_pass
 from tests.channels_app.helpers import SLACK_TOKEN, TELEGRAM_SECRET, TELEGRAM_TOKEN, telegram_channel
 from tests.support.factories import bearer, make_workspace, make_workspace_token
 from tests.support.fake_http import json_response
+from tests.support.worker import CLOSED_BROKER_URL, CaptureTasks, run_due_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -313,19 +317,22 @@ def test_telegram_webhook_registered_on_create_and_removed_on_disable_and_delete
         as_agent.patch(url, {"enabled": True})
     with django_capture_on_commit_callbacks(execute=True):
         as_agent.delete(url)
+    run_due_jobs()  # the deletion's clean-up job
     assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == [
         "setWebhook",
         "deleteWebhook",
         "setWebhook",
         "deleteWebhook",
     ]
+    assert not ChannelCleanup.objects.exists()
 
 
-def test_deletes_queue_deletewebhook_with_the_bot_token_encrypted(
+def test_deletes_store_a_cleanup_job_with_the_bot_token_encrypted(
     as_agent, workspace, settings, fake_http, django_capture_on_commit_callbacks, broker
 ):
-    """The DELETE does not wait for Telegram: it queues a task, whose arguments hold the config
-    only encrypted; the task (run here from the queued message) calls deleteWebhook."""
+    """The DELETE does not wait for Telegram: it writes a clean-up row holding the config only
+    encrypted; the relay publishes its task (the message holds the row id only), which calls
+    deleteWebhook once however often the message is delivered, and deletes the row."""
     from channels_app import tasks
 
     settings.PUBLIC_BASE_URL = "https://hooks.example.test"
@@ -339,21 +346,95 @@ def test_deletes_queue_deletewebhook_with_the_bot_token_encrypted(
     with django_capture_on_commit_callbacks(execute=True):
         assert as_agent.delete(_url(workspace, f"/{created['id']}")).status_code == 204
     assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == ["setWebhook"]  # not yet
-    raw = b"".join(broker.redis.lrange("celery", 0, -1))
+    assert broker.messages() == []  # the request published nothing
+    cleanup = ChannelCleanup.objects.get()
+    assert (str(cleanup.channel_id), cleanup.platform, cleanup.relay_due_at is not None) == (
+        created["id"],
+        "telegram",
+        True,
+    )
+    assert TELEGRAM_TOKEN not in cleanup.sealed_config and TELEGRAM_SECRET not in cleanup.sealed_config
+    assert relay_pass() == 1
+    assert relay_pass() == 0  # published once for its attempt
+    raw = b"".join(broker.redis.lrange("agents", 0, -1))
     assert TELEGRAM_TOKEN.encode() not in raw and TELEGRAM_SECRET.encode() not in raw
     (message,) = broker.messages()
-    assert message["headers"]["task"] == "channels.delete_telegram_webhook"
-    tasks.delete_telegram_webhook(*message["args"])
+    assert (message["headers"]["task"], message["args"]) == ("channels.run_cleanup", [str(cleanup.pk), 1])
+    tasks.run_cleanup(*message["args"])
+    tasks.run_cleanup(*message["args"])  # a duplicate delivery
     assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == ["setWebhook", "deleteWebhook"]
+    assert not ChannelCleanup.objects.exists()
 
 
-def test_deletewebhook_task_skips_a_config_it_cannot_read(fake_http, settings, caplog):
+def test_a_cleanup_written_while_the_broker_is_down_waits_for_it(settings, fake_http, workspace):
+    """Nothing publishes on the request path: the row waits through a broker outage and its task
+    is published when the broker is back."""
+    from celery import current_app
+
+    settings.PUBLIC_BASE_URL = "https://hooks.example.test"
+    channel = telegram_channel(workspace, chat_ids=["42"])
+    services.channel_delete(channel=channel)
+    with current_app.connection_for_write(url=CLOSED_BROKER_URL) as dead, pytest.raises(BROKER_ERRORS):
+        relay_pass(producer=current_app.amqp.Producer(dead))
+    cleanup = ChannelCleanup.objects.get()
+    assert cleanup.publish_attempt == 0 and cleanup.relay_due_at is not None
+    with CaptureTasks() as sent:
+        assert relay_pass() == 1
+    assert sent == [("channels.run_cleanup", [str(cleanup.pk), 1])]
+
+
+@pytest.fixture
+def service_log(caplog):
+    """The channel services' log lines, also when a task run in eager mode (Celery's logging set
+    up on its first task) has taken caplog's handler off the root logger."""
+    logger = logging.getLogger("channels_app.services")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def test_a_cleanup_is_retried_after_transient_failures_then_given_up(
+    settings, fake_http, workspace, service_log
+):
+    settings.PUBLIC_BASE_URL = "https://hooks.example.test"
+    settings.TELEGRAM_API_BASE_URL = fake_http.url
+    settings.CHANNEL_SEND_BACKOFF_SECONDS = 0.0
+    fake_http.route("POST", f"/bot{TELEGRAM_TOKEN}/deleteWebhook", json_response({"ok": False}, status=502))
+    services.channel_delete(channel=telegram_channel(workspace, chat_ids=["42"]))
+    assert run_due_jobs(passes=1) == 1
+    cleanup = ChannelCleanup.objects.get()
+    assert (cleanup.tries, cleanup.failed_at, cleanup.relay_due_at is not None) == (1, None, True)
+    assert "HTTP 502" in cleanup.error
+    run_due_jobs()
+    cleanup.refresh_from_db()
+    assert len(fake_http.requests) == 1 + lifecycle.CLEANUP_MAX_RETRIES
+    assert cleanup.failed_at is not None and cleanup.relay_due_at is None
+    assert cleanup.sealed_config == "" and "given up" in service_log.text
+    assert run_due_jobs() == 0
+
+
+def test_a_refused_cleanup_is_given_up_at_once(settings, fake_http, workspace):
+    settings.PUBLIC_BASE_URL = "https://hooks.example.test"
+    settings.TELEGRAM_API_BASE_URL = fake_http.url
+    fake_http.route("POST", f"/bot{TELEGRAM_TOKEN}/deleteWebhook", json_response({"ok": False}, status=401))
+    services.channel_delete(channel=telegram_channel(workspace, chat_ids=["42"]))
+    assert run_due_jobs() == 1
+    cleanup = ChannelCleanup.objects.get()
+    assert (cleanup.tries, cleanup.failed_at is not None, cleanup.sealed_config) == (1, True, "")
+
+
+def test_the_former_deletewebhook_task_writes_a_cleanup_row(fake_http, settings, service_log):
+    """A message queued before the upgrade still leads to the clean-up (here: a config that
+    cannot be read, skipped with a log line)."""
     from channels_app import tasks
 
     settings.TELEGRAM_API_BASE_URL = fake_http.url
     tasks.delete_telegram_webhook("00000000-0000-0000-0000-000000000000", "key", "not-a-fernet-token")
+    assert ChannelCleanup.objects.get().platform == "telegram"
+    assert run_due_jobs() == 1
     assert fake_http.requests == []
-    assert "cannot be read" in caplog.text
+    assert "cannot be read" in service_log.text
+    assert not ChannelCleanup.objects.exists()
 
 
 def test_telegram_webhook_failure_sets_last_error_without_undoing(
@@ -593,6 +674,8 @@ def test_deleting_a_workspace_tree_unregisters_its_telegram_webhooks(
     assert created.status_code == 201
     with django_capture_on_commit_callbacks(execute=True):
         assert as_admin.delete(f"/workspaces/{workspace.id}?cascade=true").status_code == 204
+    assert ChannelCleanup.objects.count() == 1
+    run_due_jobs()
     assert [r.path.rsplit("/", 1)[1] for r in fake_http.requests] == ["setWebhook", "deleteWebhook"]
     assert not Channel.objects.exists()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from io import StringIO
 
@@ -10,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalEvent
-from channels_app.models import ChannelMessage
+from channels_app.models import ChannelCleanup, ChannelMessage
 from housekeeping.services import history_prune
 from housekeeping.tasks import prune_history
 from schedules.models import Schedule, ScheduleRun
@@ -189,6 +190,27 @@ def test_finished_jobs_go_after_keep_days(model):
     history_prune(now=NOW)
     assert set(model.objects.values_list("pk", flat=True)) == {job.pk for job in stays}
     assert not model.objects.filter(pk__in=[job.pk for job in gone]).exists()
+
+
+def test_given_up_channel_cleanups_go_after_keep_days_pending_ones_stay():
+    """A clean-up that ran deletes itself; one given up on keeps its reason for JOBS_KEEP_DAYS;
+    one still being tried is never pruned, however old."""
+    cutoff = NOW - 30 * DAY
+
+    def cleanup(*, at, failed: bool) -> ChannelCleanup:
+        return ChannelCleanup.objects.create(
+            channel_id=uuid.uuid4(),
+            platform="telegram",
+            failed_at=at if failed else None,
+            error="telegram: credentials refused (HTTP 401)" if failed else "",
+            created_at=at,
+        )
+
+    gone = cleanup(at=cutoff - SECOND, failed=True)
+    stays = [cleanup(at=cutoff, failed=True), cleanup(at=cutoff - 9 * DAY, failed=False)]
+    assert history_prune(now=NOW)["channel_cleanups"] == 1
+    assert set(ChannelCleanup.objects.values_list("pk", flat=True)) == {row.pk for row in stays}
+    assert not ChannelCleanup.objects.filter(pk=gone.pk).exists()
 
 
 def test_stale_delivery_markers_go_fresh_ones_stay(workspace, settings):

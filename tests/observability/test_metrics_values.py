@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
 from channels_app import services as channel_services
-from channels_app.models import ChannelMessage
+from channels_app.models import ChannelCleanup, ChannelMessage
 from integrations_project.celery import app
 from plugins_app.models import InstalledPlugin
 from schedules import services as schedule_services
@@ -322,6 +323,15 @@ def test_the_relays_backlog_per_kind(client, workspace, empty_queues):
     assert 40 <= value(samples, "integrations_outbox_oldest_due_seconds", kind="schedules.run") < 600
     assert value(samples, "integrations_outbox_due", kind="channels.inbound") == 0
     assert value(samples, "integrations_outbox_oldest_due_seconds", kind="channels.inbound") == 0
+    ChannelCleanup.objects.create(
+        channel_id=uuid.uuid4(), platform="telegram", relay_due_at=timezone.now() - timedelta(seconds=5)
+    )
+    samples = scrape(client)
+    # Every registered kind has its gauges, the chat posts and channel clean-ups included.
+    assert value(samples, "integrations_outbox_due", kind="approvals.chat") == 0
+    assert value(samples, "integrations_outbox_due", kind="channels.cleanup") == 1
+    assert 5 <= value(samples, "integrations_outbox_oldest_due_seconds", kind="channels.cleanup") < 600
+    ChannelCleanup.objects.all().delete()
     assert relay_pass() == 3
     samples = scrape(client)
     assert value(samples, "integrations_outbox_due", kind="schedules.run") == 0
