@@ -377,7 +377,10 @@ def outbox_run_rows(kind_label: str, rows: list[list[Any]]) -> None:
     attempt) in a thread of its own, all side by side, as if each had its own message. On the
     I/O worker (gevent) the threads are greenlets; each gives its database connection back
     when done. A row that fails is logged and left to its lease, like a task that raised."""
-    task = current_app.tasks[kind_get(kind_label).task]
+    name = kind_get(kind_label).task
+    if name not in current_app.tasks:  # a process that has not loaded the apps' task modules yet
+        current_app.loader.import_default_modules()
+    task = current_app.tasks[name]
 
     def run_one(pk: Any, attempt: int) -> None:
         try:
