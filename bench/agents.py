@@ -137,14 +137,6 @@ class SlowPeers:
         return {"jsonrpc": "2.0", "id": body.get("id"), "result": {"message": reply}}
 
 
-def procfile_command(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return command.strip()
-    raise SystemExit(f"no {name} in the Procfile")
-
-
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU of the processes and their reaped children (/proc/<pid>/stat)."""
     total = 0
@@ -187,6 +179,8 @@ def main() -> None:
 
     ensure_database()
     import django
+
+    from integrations_project.procfile import procfile_argv
 
     django.setup()
     from django.core.management import call_command
@@ -236,7 +230,7 @@ def main() -> None:
     log = log_path.open("w")
     processes = {
         name: subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {procfile_command(name)}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            procfile_argv(name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         for name in ("relay", "worker", "agents")
     }  # fmt: skip

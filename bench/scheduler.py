@@ -34,6 +34,7 @@ os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ["CELERY_BROKER_URL"] = BROKER_URL
 os.environ["DJANGO_SETTINGS_MODULE"] = "integrations_project.settings"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)  # manage.py run_relay checks it
 
 
 def ensure_database() -> None:
@@ -44,14 +45,6 @@ def ensure_database() -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def procfile_command(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return command.strip()
-    raise SystemExit(f"no {name} in the Procfile")
 
 
 def main() -> None:
@@ -69,6 +62,8 @@ def main() -> None:
 
     ensure_database()
     import django
+
+    from integrations_project.procfile import procfile_argv
 
     django.setup()
     from django.core.management import call_command
@@ -162,7 +157,7 @@ def main() -> None:
         # The Procfile's two workers, as `make run` starts them: runs go to the `agents` one.
         workers = [
             subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {procfile_command(name)}"],
+                procfile_argv(name),
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
             for name in ("worker", "agents")

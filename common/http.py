@@ -280,15 +280,24 @@ def _endpoint(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, (parts.hostname or "").lower(), port, parts.path or "/"
 
 
+def _spread(ident: int) -> int:
+    """Thread and greenlet idents are aligned addresses: mix their bits (a tuple's hash does)
+    before taking a modulus."""
+    return hash((ident,)) & 0x7FFFFFFF
+
+
 def _pool(policy: NetworkPolicy, url: str) -> httpcore.ConnectionPool:
-    """One connection pool per endpoint (origin and path: for an agent, its workspace's URL) and
-    per policy, shared by every thread or greenlet of the process; connections are kept alive
+    """Connection pools per endpoint (origin and path: for an agent, its workspace's URL) and
+    per policy, shared by the threads or greenlets of the process; connections are kept alive
     and reused within it. Small pools keep httpcore's per-request bookkeeping (a walk over the
     pool's connections) short when thousands of calls are in flight, and one endpoint can use
     at most HTTP_MAX_CONNECTIONS of the process's sockets. The least recently used of more than
     HTTP_MAX_POOLS pools is dropped (its connections close once their responses are done)."""
+    # Calls to one endpoint from many threads or greenlets spread over a few pools (by caller),
+    # so no pool grows past a few dozen connections even when thousands go to one agent gateway.
+    shard = _spread(threading.get_ident()) % settings.HTTP_POOL_SHARDS
     return _pools.get(
-        (policy, *_endpoint(url)),
+        (policy, *_endpoint(url), shard),
         lambda: httpcore.ConnectionPool(
             ssl_context=_ssl_context(),
             max_connections=settings.HTTP_MAX_CONNECTIONS,

@@ -230,6 +230,9 @@ HTTP_MAX_KEEPALIVE_CONNECTIONS = env_int("HTTP_MAX_KEEPALIVE_CONNECTIONS", 200, 
 HTTP_KEEPALIVE_SECONDS = env_float("HTTP_KEEPALIVE_SECONDS", 30.0, minimum=0.0)
 # One pool per endpoint (an agent's URL, a platform method); at most this many kept per process.
 HTTP_MAX_POOLS = env_int("HTTP_MAX_POOLS", 10000, minimum=1)
+# Pools per endpoint, chosen by the calling thread or greenlet: httpcore walks a pool's connections
+# on every request, so thousands of calls to one endpoint are spread over this many small pools.
+HTTP_POOL_SHARDS = env_int("HTTP_POOL_SHARDS", 32, minimum=1)
 
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 

@@ -23,6 +23,9 @@ CARD_PATHS = {"/.well-known/agent-card.json", "/.well-known/agent.json"}
 class EchoAgentServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The agent worker opens hundreds of connections at once; the default backlog (5) would
+    # drop their SYNs into the kernel's one-second retry.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], *, reply: str | None = None, delay: float = 0.0) -> None:
         super().__init__(address, _Handler)

@@ -22,6 +22,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from integrations_project.procfile import procfile_argv
+
 ROOT = Path(__file__).resolve().parents[2]
 # Nothing listens there: a broker outage without touching the shared Redis.
 CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"
@@ -155,37 +157,10 @@ def run_relay(
     *, env: dict[str, str] | None = None, ready_timeout: float = 90.0
 ) -> Iterator[subprocess.Popen]:
     """Start `manage.py run_relay` (the outbox relay), wait until it is ready, stop it afterwards."""
-    log_path = Path(settings.VAR_DIR) / f"test-relay-{os.getpid()}-{time.monotonic_ns()}.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_relay"],
-        cwd=ROOT,
-        env=_worker_env(env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while "relay ready." not in log_path.read_text():
-            if process.poll() is not None:
-                raise RuntimeError(f"relay exited early:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"relay not ready in {ready_timeout}s:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    with _logged_process(
+        "relay", [sys.executable, "manage.py", "run_relay"], _worker_env(env), "relay ready.", ready_timeout
+    ) as process:
         yield process
-    finally:
-        _stop(process)
-        log.close()
-        log_path.unlink(missing_ok=True)
-
-
-def procfile_command(name: str) -> str:
-    """The command line of process `name` in the Procfile (what `make run` starts)."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return command.strip()
-    raise KeyError(f"no process {name!r} in the Procfile")
 
 
 @contextmanager
@@ -195,18 +170,22 @@ def run_procfile_process(
     """Start process `name` exactly as the Procfile spells it (through the shell, as honcho
     does), on the test database and broker; wait for `ready` in its log; stop it afterwards."""
     purge_broker()
-    log_path = Path(settings.VAR_DIR) / f"test-{name}-{os.getpid()}-{time.monotonic_ns()}.log"
-    log = log_path.open("w")
     process_env = _worker_env(env)
     # The venv's `celery` and `python` first, as `make run` puts them.
     process_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{process_env.get('PATH', '')}"
-    process = subprocess.Popen(
-        ["/bin/sh", "-c", f"exec {procfile_command(name)}"],
-        cwd=ROOT,
-        env=process_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with _logged_process(name, procfile_argv(name), process_env, ready, ready_timeout) as process:
+        yield process
+
+
+@contextmanager
+def _logged_process(
+    name: str, argv: list[str], env: dict[str, str], ready: str, ready_timeout: float
+) -> Iterator[subprocess.Popen]:
+    """Run `argv` with its output in a log file until `ready` shows there; stop it afterwards
+    (the log is kept with KEEP_TEST_LOGS=1)."""
+    log_path = Path(settings.VAR_DIR) / f"test-{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + ready_timeout
         while ready not in log_path.read_text():
@@ -214,7 +193,7 @@ def run_procfile_process(
                 raise RuntimeError(f"{name} exited early:\n{log_path.read_text()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} not ready in {ready_timeout}s:\n{log_path.read_text()}")
-            time.sleep(0.2)
+            time.sleep(0.1)
         yield process
     finally:
         _stop(process)
