@@ -162,8 +162,7 @@ class VerifiedRoutes:
         return credential_digest(TelegramAdapter.platform, secret), channel_param
 
     def get(self, key: RouteKey) -> UUID | None:
-        with self._lock:
-            self._entries.expire()  # drops what is past its time instead of only hiding it
+        with self._lock:  # an expired entry reads as missing (and is dropped on the next write)
             return self._entries.get(key)
 
     def remember(self, key: RouteKey, channel_id: UUID) -> None:
