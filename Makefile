@@ -1,4 +1,4 @@
-# Two commands matter: `make run` (install, migrate, start web + worker + beat on the embedded
+# Two commands matter: `make run` (install, migrate, start web, worker, agents, beat and relay on the embedded
 # default) and `make test` (install, run the whole test suite on PostgreSQL and Redis).
 
 VENV ?= .venv
