@@ -374,9 +374,9 @@ def _retry_soon(kind: OutboxKind, pk: Any, attempt: int, until: datetime, using:
 
 def outbox_run_rows(kind_label: str, rows: list[list[Any]]) -> None:
     """The body of `outbox.run_rows`: each row's task body (`Task.run`, with the row's id and
-    attempt) in a thread of its own, all side by side, as if each had its own message. On the
-    I/O worker (gevent) the threads are greenlets; each gives its database connection back
-    when done. A row that fails is logged and left to its lease, like a task that raised."""
+    attempt) in a thread of its own, side by side, as if each had its own message. On the I/O
+    worker (gevent) the threads are greenlets sharing the connection pool; each gives its
+    database connection back when done. A row that fails is logged and left to its lease, like a task that raised."""
     name = kind_get(kind_label).task
     if name not in current_app.tasks:  # a process that has not loaded the apps' task modules yet
         current_app.loader.import_default_modules()
@@ -390,11 +390,30 @@ def outbox_run_rows(kind_label: str, rows: list[list[Any]]) -> None:
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run_one, args=(pk, attempt), daemon=True) for pk, attempt in rows]
+    gate = threading.BoundedSemaphore(_row_threads(len(rows)))
+
+    def gated(pk: Any, attempt: int) -> None:
+        with gate:
+            run_one(pk, attempt)
+
+    threads = [threading.Thread(target=gated, args=(pk, attempt), daemon=True) for pk, attempt in rows]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+UNPOOLED_ROW_THREADS = 8
+"""Rows run at once by one message where each thread opens a database connection of its own (no
+connection pool: a prefork or threads worker, SQLite), so a message cannot take more than this
+many of PostgreSQL's connections."""
+
+
+def _row_threads(rows: int) -> int:
+    """All rows at once when the process shares a connection pool (the gevent agents worker);
+    at most UNPOOLED_ROW_THREADS otherwise."""
+    pooled = "pool" in (connections["default"].settings_dict.get("OPTIONS") or {})
+    return max(1, rows if pooled else min(rows, UNPOOLED_ROW_THREADS))
 
 
 def pending_count(*, now: datetime | None = None) -> dict[str, int]:
