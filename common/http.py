@@ -29,6 +29,8 @@ import httpcore
 from cachetools import LRUCache
 from django.conf import settings
 
+from common.db import release_connections
+
 USER_AGENT = "integrations-api/1.0"
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 # A socket operation outside any deadline (none is, in practice) still never waits for ever.
@@ -509,7 +511,10 @@ def open_stream(
     `timeout` bounds the whole exchange (connect, headers and body). Redirects are followed only
     to URLs under `redirect_prefixes` (same scheme, host, port and path prefix); any other
     redirect is refused before it is followed. With no prefixes, a 3xx is returned as it is.
+    The caller's database connections are given back first (common.db.release_connections): a
+    peer may take up to `timeout`, and nobody waits on one while holding a connection.
     """
+    release_connections()
     deadline = time.monotonic() + timeout
     token = _deadline.set(deadline)
     responses = ExitStack()  # the response of the current hop, closed when leaving

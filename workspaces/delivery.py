@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from common.db import release_connections, retry_on_lost_connection
+from common.db import retry_on_lost_connection
 from observability.metrics import agent_call_timer
 from workspaces import a2a_protocol
 from workspaces.a2a import PROTOCOL_0_3, PROTOCOL_1_0, A2AError, A2AReply, a2a_send
@@ -52,8 +52,8 @@ def deliver_prompt(
     """
     if not workspace.url:
         raise A2AError("workspace has no agent url")
+    # Committed before the call; common.http gives the connection back while the agent thinks.
     marker = _admit(workspace=workspace, source=source, reference=str(reference)[:64])
-    release_connections()  # nothing to hold while the agent thinks
 
     def send(protocol: str) -> A2AReply:
         return a2a_send(

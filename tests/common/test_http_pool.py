@@ -130,3 +130,30 @@ def test_a_name_is_connected_on_its_checked_loopback_address(fake_http, monkeypa
     with pytest.raises(HttpError) as caught:
         http_request("GET", f"http://agent.internal:{port}/", timeout=5, policy=refused)
     assert caught.value.kind == "address"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_database_connection_is_held_while_the_peer_answers(fake_http):
+    """The caller's connection (outside a transaction) is given back before the request: while
+    the peer thinks, the only connection to the test database is the peer's own look."""
+    from django.db import connection, connections
+
+    seen: list[int] = []
+
+    def peer(request):
+        look = connections.create_connection("default")
+        try:
+            with look.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+                seen.append(cursor.fetchone()[0])
+        finally:
+            look.close()
+        return FakeResponse(200, b"{}")
+
+    fake_http.route("GET", "/think", peer)
+    with connection.cursor() as cursor:  # the caller has used its connection
+        cursor.execute("SELECT 1")
+    assert connection.connection is not None
+    http_request("GET", fake_http.url + "/think", timeout=5, policy=LOOPBACK)
+    assert seen == [1]
+    assert connection.connection is None
