@@ -173,6 +173,30 @@ def _mark(kind: OutboxKind, rows: list[tuple[Any, int]], now: datetime) -> None:
     )
 
 
+def created_fields(now: datetime | None = None) -> dict[str, Any]:
+    """Outbox fields of rows whose creator publishes them itself right after its commit
+    (`publish_created`): already attempt 1, due only when its lease ends, so the relay does not
+    publish them again (and needs no UPDATE to mark them) unless the creator died in between."""
+    now = now or timezone.now()
+    if current_app.conf.task_always_eager:
+        return {"relay_due_at": now}  # tests and one-process tools: the relay runs them
+    return {"publish_attempt": 1, "published_at": now, "relay_due_at": now + lease()}
+
+
+def publish_created(kind: OutboxKind, pks: list[Any]) -> None:
+    """After the commit that created rows with `created_fields`: publish attempt 1 of each (one
+    message per OUTBOX_MESSAGE_ROWS rows for a batched kind). If the broker refuses, the rows are
+    made due and the relay publishes them when it can; nothing is lost either way."""
+    if not pks or current_app.conf.task_always_eager:
+        return
+    try:
+        with current_app.producer_or_acquire() as producer:
+            _publish(kind, [(pk, 0) for pk in pks], producer)
+    except BROKER_ERRORS:
+        logger.warning("%s: broker unavailable; %d rows left to the relay", kind.label, len(pks))
+        kind.model.objects.filter(pk__in=pks, run_attempt=0).update(relay_due_at=timezone.now())
+
+
 def relay_pass(*, now: datetime | None = None, batch_size: int | None = None, producer: Any = None) -> int:
     """One batch of every kind, then the clean-up of finished rows; the number published."""
     now = now or timezone.now()
@@ -303,38 +327,87 @@ def notify_trigger_sql(table: str) -> tuple[str, str]:
 # --- the task side --------------------------------------------------------------------------------
 
 
-def outbox_claim(*, kind: OutboxKind, pk: Any, attempt: int) -> datetime | None:
-    """Claim attempt `attempt` of row `pk` for this task: only the first message of the latest
-    attempt, on a row still active, gets it. Returns the end of the lease that starts now (the
-    claim's mark: `outbox_step` settles the row only if nobody re-armed it meanwhile), or None."""
-    until = timezone.now() + lease()
-    claimable = kind.model.objects.filter(
-        kind.active, pk=pk, publish_attempt=attempt, run_attempt__lt=attempt
-    )
-    claimed = claimable.update(run_attempt=attempt, relay_due_at=until)
-    if not claimed and _relay_still_marking(kind, pk, attempt):
-        claimed = claimable.update(run_attempt=attempt, relay_due_at=until)
-    return until if claimed else None
+@dataclass(frozen=True)
+class Attempt:
+    """Attempt `number` of row `pk` of `kind`, as published by the relay (or by the code that
+    created the row, `publish_created`).
 
+    A job claims its attempt with one conditional UPDATE: `claimable()` is the condition (the
+    first message of the latest attempt, on a row still active), `claim_fields()` what it sets
+    (this attempt, and a lease that starts now). Most jobs let `outbox_step` do that; a job on
+    a hot path folds the condition and the fields into its own UPDATE (a schedule run claims the
+    attempt and the run in one statement), so the claim costs no statement of its own.
+    """
 
-def _relay_still_marking(kind: OutboxKind, pk: Any, attempt: int) -> bool:
-    """A fast worker can get the message before the relay's transaction, which marks the row
-    with this attempt, commits: the claim's UPDATE then sees the row's previous version and
-    skips it. Wait for the relay's row lock (held until that commit) and say whether the row
-    now carries this attempt, so the claim can be tried again."""
-    with transaction.atomic(using=router.db_for_write(kind.model)):
-        # Locked by key only: a condition on the attempt would be judged on the old version
-        # without waiting for the lock.
-        marked = (
-            kind.model.objects.select_for_update().filter(pk=pk).values_list("publish_attempt", flat=True)
+    kind: OutboxKind
+    pk: Any
+    number: int
+    until: datetime  # the end of the lease a claim made now starts (the claim's mark)
+
+    @classmethod
+    def start(cls, *, kind: OutboxKind, pk: Any, number: int) -> Attempt:
+        return cls(kind=kind, pk=pk, number=int(number), until=timezone.now() + lease())
+
+    def claimable(self) -> Q:
+        return self.kind.active & Q(pk=self.pk, publish_attempt=self.number, run_attempt__lt=self.number)
+
+    def claim_fields(self) -> dict[str, Any]:
+        return {"run_attempt": self.number, "relay_due_at": self.until}
+
+    def relay_still_marking(self) -> bool:
+        """A fast worker can get the message before the relay's transaction, which marks the
+        row with this attempt, commits: a claim's UPDATE then sees the row's previous version
+        and skips it. Wait for the relay's row lock (held until that commit) and say whether the
+        row now carries this attempt, so the claim can be tried again."""
+        with transaction.atomic(using=self.using):
+            # Locked by key only: a condition on the attempt would be judged on the old version
+            # without waiting for the lock.
+            marked = (
+                self.kind.model.objects.select_for_update()
+                .filter(pk=self.pk)
+                .values_list("publish_attempt", flat=True)
+            )
+            return self.number in marked
+
+    def settle(self, due: datetime | None) -> None:
+        """The claimed attempt's outcome: due again at `due` (None: done). A row re-armed
+        meanwhile (a new install request on the same row, say) keeps its new due time."""
+        self.kind.model.objects.filter(pk=self.pk, run_attempt=self.number, relay_due_at=self.until).update(
+            relay_due_at=due
         )
-        return attempt in marked
+
+    def retry_soon(self) -> None:
+        """After a database error (a connection lost mid-attempt, claimed or not): publish the
+        row again after OUTBOX_RETRY_SECONDS, on a fresh connection, unless a newer attempt was
+        published meanwhile. If even that fails, the lease brings the row back."""
+        connections[self.using].close()
+        due = timezone.now() + timedelta(seconds=settings.OUTBOX_RETRY_SECONDS)
+        try:
+            self.kind.model.objects.filter(self.kind.active, pk=self.pk, publish_attempt=self.number).update(
+                relay_due_at=due
+            )
+        except DatabaseError:
+            connections[self.using].close()
+
+    @property
+    def using(self) -> str:
+        return router.db_for_write(self.kind.model)
 
 
-def _settle(kind: OutboxKind, pk: Any, attempt: int, until: datetime, due: datetime | None) -> None:
-    """The task's outcome: due again at `due` (None: done). A row re-armed meanwhile (a new
-    install request on the same row, say) keeps its new due time."""
-    kind.model.objects.filter(pk=pk, run_attempt=attempt, relay_due_at=until).update(relay_due_at=due)
+def outbox_claim(*, kind: OutboxKind, pk: Any, attempt: int) -> datetime | None:
+    """Claim attempt `attempt` of row `pk` for this task (see `Attempt`). Returns the end of the
+    lease that starts now (the claim's mark: `outbox_step` settles the row only if nobody
+    re-armed it meanwhile), or None."""
+    job = Attempt.start(kind=kind, pk=pk, number=attempt)
+    return job.until if _claim(job) else None
+
+
+def _claim(job: Attempt) -> bool:
+    claimable = job.kind.model.objects.filter(job.claimable())
+    claimed = claimable.update(**job.claim_fields())
+    if not claimed and job.relay_still_marking():
+        claimed = claimable.update(**job.claim_fields())
+    return bool(claimed)
 
 
 def outbox_step(*, kind: OutboxKind, pk: Any, attempt: int, body: Callable[[], float | None]) -> bool:
@@ -345,31 +418,28 @@ def outbox_step(*, kind: OutboxKind, pk: Any, attempt: int, body: Callable[[], f
     retried after `OUTBOX_RETRY_SECONDS` on a fresh connection, or, if even that fails, when the
     lease ends; another exception is logged by Celery and left to the lease too.
     """
-    until = outbox_claim(kind=kind, pk=pk, attempt=attempt)
-    if until is None:
+    job = Attempt.start(kind=kind, pk=pk, number=attempt)
+    if not _claim(job):
         return False
-    using = router.db_for_write(kind.model)
     try:
         delay = body()
     except DatabaseError:
         logger.warning("%s %s: database error; retried in %ss", kind.label, pk, settings.OUTBOX_RETRY_SECONDS)
-        _retry_soon(kind, pk, attempt, until, using)
+        job.retry_soon()
         return True
-    if delay is None:
-        _settle(kind, pk, attempt, until, None)
-    else:
-        _settle(kind, pk, attempt, until, timezone.now() + timedelta(seconds=delay))
-        if delay <= settings.OUTBOX_POLL_SECONDS:
-            outbox_wake(using=using)
+    settle_after(job, delay)
     return True
 
 
-def _retry_soon(kind: OutboxKind, pk: Any, attempt: int, until: datetime, using: str) -> None:
-    connections[using].close()
-    try:
-        _settle(kind, pk, attempt, until, timezone.now() + timedelta(seconds=settings.OUTBOX_RETRY_SECONDS))
-    except DatabaseError:
-        connections[using].close()  # the lease brings the row back
+def settle_after(job: Attempt, delay: float | None) -> None:
+    """Settle a claimed attempt: done (`delay` None), or due again in `delay` seconds, waking the
+    relay at once when that is sooner than its poll."""
+    if delay is None:
+        job.settle(None)
+        return
+    job.settle(timezone.now() + timedelta(seconds=delay))
+    if delay <= settings.OUTBOX_POLL_SECONDS:
+        outbox_wake(using=job.using)
 
 
 def outbox_run_rows(kind_label: str, rows: list[list[Any]]) -> None:

@@ -80,7 +80,8 @@ class Schedule(models.Model):
 
 class ScheduleRun(OutboxRow):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
+    # No index of its own: run_schedule_created_idx starts with it (one index fewer per insert).
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs", db_index=False)
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.CRON)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     scheduled_for = models.DateTimeField()

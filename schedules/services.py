@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone as djtz
 
@@ -22,12 +23,14 @@ from channels_app.models import Channel
 from channels_app.services import channel_send_service
 from common.db import retry_on_lost_connection
 from common.errors import ApplicationError, Conflict
+from common.outbox import created_fields, publish_created
 from observability.metrics import schedule_run_finished, schedule_run_started
-from schedules import cron
+from schedules import cron, dispatch_sql
 from schedules.models import (
     NAME_MAX_CHARS,
     PROMPT_MAX_CHARS,
     RESPONSE_EXCERPT_MAX_CHARS,
+    RUN,
     RunStatus,
     RunTrigger,
     Schedule,
@@ -311,48 +314,80 @@ class _SlotPlanner:
 
 
 def schedule_dispatch_due(*, now: datetime | None = None, batch_size: int = DISPATCH_BATCH_SIZE) -> int:
-    """Claim due schedules, create one queued run each and advance them.
+    """Claim due schedules, create one queued run each, advance them, and publish the runs.
 
     Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers share the work
     instead of waiting or doubling it; the unique (schedule, scheduled_for) constraint is the
-    backstop. The runs are the outbox: the relay publishes them once their batch has committed.
+    backstop. The runs are outbox rows created already published (`created_fields`): the
+    dispatcher publishes them itself once their batch has committed, and the relay only steps in
+    if it died in between (when their lease ends) or the broker refused them.
     Returns the number of runs created.
     """
     now = now or djtz.now()
     planner = _SlotPlanner(now)
     created = 0
-    while True:
-        with transaction.atomic():
-            batch = list(
-                Schedule.objects.select_for_update(skip_locked=True)
-                .filter(enabled=True, next_run_at__lte=now)
-                .order_by("next_run_at")
-                .only("id", "expression", "timezone", "next_run_at")[:batch_size]
-            )
-            if not batch:
-                break
-            runs = []
-            for schedule in batch:
-                slot, following = planner.plan(schedule.expression, schedule.timezone, schedule.next_run_at)
-                runs.append(
-                    ScheduleRun(
-                        schedule_id=schedule.pk,
-                        trigger=RunTrigger.CRON,
-                        status=RunStatus.QUEUED,
-                        scheduled_for=slot,
-                    )
+    in_callers_transaction = connection.in_atomic_block
+    # Publishing a batch overlaps with claiming the next (one thread, batches in order).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-publish") as publisher:
+        while True:
+            with transaction.atomic():
+                claimed = list(
+                    Schedule.objects.select_for_update(skip_locked=True)
+                    .filter(enabled=True, next_run_at__lte=now)
+                    .order_by("next_run_at")
+                    .values_list("id", "expression", "timezone", "next_run_at")[:batch_size]
                 )
-                schedule.next_run_at = following
-            ScheduleRun.objects.bulk_create(runs, ignore_conflicts=True)
-            # Only runs that were really inserted are sent (a conflict means the slot already ran).
-            inserted = list(
-                ScheduleRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("pk", flat=True)
-            )
-            _advance(batch)
-        created += len(inserted)
-        if len(batch) < batch_size:
-            break
+                if not claimed:
+                    break
+                plan = [(pk, *planner.plan(expression, zone, due)) for pk, expression, zone, due in claimed]
+                inserted = _record_runs(plan, now=now)
+            if in_callers_transaction:  # published when the caller's transaction commits
+                transaction.on_commit(partial(_publish_runs, inserted))
+            else:
+                publisher.submit(_publish_runs_in_thread, inserted)
+            created += len(inserted)
+            if len(claimed) < batch_size:
+                break
     return created
+
+
+def _publish_runs(ids: list[UUID]) -> None:
+    """Publish a committed batch of runs; a failure leaves them to the relay."""
+    try:
+        publish_created(RUN, ids)
+    except Exception:
+        logger.exception(
+            "dispatcher: %d runs not published; the relay sends them when their lease ends", len(ids)
+        )
+
+
+def _publish_runs_in_thread(ids: list[UUID]) -> None:
+    try:
+        _publish_runs(ids)
+    finally:
+        connections.close_all()  # this thread's, if the broker's refusal made it use one
+
+
+def _record_runs(plan: list[tuple[UUID, datetime, datetime | None]], *, now: datetime) -> list[UUID]:
+    """Advance each planned (schedule, slot, next time) and insert its run; the ids inserted."""
+    outbox = created_fields(now)
+    if dispatch_sql.supported():
+        return dispatch_sql.advance_and_insert_runs(plan, now=now, outbox=outbox)
+    runs = [
+        ScheduleRun(
+            schedule_id=pk,
+            trigger=RunTrigger.CRON,
+            status=RunStatus.QUEUED,
+            scheduled_for=slot,
+            created_at=now,
+            **outbox,
+        )
+        for pk, slot, _ in plan
+    ]
+    ScheduleRun.objects.bulk_create(runs, ignore_conflicts=True)
+    inserted = list(ScheduleRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("pk", flat=True))
+    _advance([(pk, following) for pk, _, following in plan])
+    return inserted
 
 
 def scheduler_tick_record(*, at: datetime | None = None) -> None:
@@ -365,17 +400,19 @@ def scheduler_tick_record(*, at: datetime | None = None) -> None:
     )
 
 
-def _advance(batch: list[Schedule]) -> None:
-    """Store the new next_run_at of a claimed batch in one statement per distinct value.
+def _advance(moves: list[tuple[UUID, datetime | None]]) -> None:
+    """Store new next_run_at values in one statement per distinct value (ORM path).
 
     Due schedules mostly share their next time (every minute, every hour...), so this is a
     handful of `UPDATE ... WHERE id IN (...)`; far cheaper than a per-row CASE.
     """
     groups: dict[datetime | None, list[UUID]] = {}
-    for schedule in batch:
-        groups.setdefault(schedule.next_run_at, []).append(schedule.pk)
+    for pk, next_run_at in moves:
+        groups.setdefault(next_run_at, []).append(pk)
     if len(groups) > ADVANCE_GROUPS_MAX:
-        Schedule.objects.bulk_update(batch, ["next_run_at"])
+        Schedule.objects.bulk_update(
+            [Schedule(pk=pk, next_run_at=next_run_at) for pk, next_run_at in moves], ["next_run_at"]
+        )
         return
     for next_run_at, ids in groups.items():
         Schedule.objects.filter(pk__in=ids).update(next_run_at=next_run_at)

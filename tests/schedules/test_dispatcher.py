@@ -16,6 +16,15 @@ from tests.support.factories import make_workspace
 from tests.support.worker import purge_broker
 
 
+@pytest.fixture(autouse=True, params=["sql", "orm"])
+def write_path(request, monkeypatch):
+    """Every dispatcher test runs on both ways of recording a batch: PostgreSQL's one statement
+    and the ORM's bulk_create + UPDATEs (SQLite, the embedded default)."""
+    if request.param == "orm":
+        monkeypatch.setattr("schedules.dispatch_sql.supported", lambda: False)
+    return request.param
+
+
 def _due(schedule: Schedule, at: datetime) -> None:
     Schedule.objects.filter(pk=schedule.pk).update(next_run_at=at)
 
@@ -140,32 +149,63 @@ def test_dispatcher_skips_a_slot_that_already_has_a_run(workspace, make_schedule
 
 
 @pytest.mark.django_db(transaction=True)
-def test_runs_are_published_only_after_commit(make_schedule):
-    """The relay (its own connection: a thread here) sees a dispatched run only once the
-    dispatcher's transaction committed, and publishes it then, once."""
+def test_runs_are_published_only_after_commit(make_schedule, broker):
+    """The dispatcher publishes the runs it created itself, as attempt 1, once its transaction
+    committed (here the caller's); the relay has nothing left to publish for them."""
     from common.outbox import relay_pass
 
     schedule = make_schedule()
     _due(schedule, timezone.now() - timedelta(seconds=1))
-    seen: list[int] = []
+    with transaction.atomic():
+        assert services.schedule_dispatch_due() == 1
+        assert broker.messages() == []
+    run = ScheduleRun.objects.get()
+    assert [m["args"] for m in broker.messages()] == [[str(run.pk), 1]]
+    assert (run.status, run.publish_attempt, run.run_attempt) == (RunStatus.QUEUED, 1, 0)
+    assert run.relay_due_at > timezone.now() + timedelta(seconds=60)  # the relay's turn: the lease's end
+    assert relay_pass() == 0
 
-    def relay() -> None:
-        try:
-            seen.append(relay_pass())
-        finally:
-            connection.close()
 
+@pytest.mark.django_db(transaction=True)
+def test_batches_are_published_as_batched_messages_in_order(workspace, broker, settings):
+    """Several batches: each one's runs go out once it has committed, 20 rows to a message."""
+    settings.OUTBOX_MESSAGE_ROWS = 3
+    now = timezone.now()
+    prepared = []
+    for i in range(7):
+        schedule = services.schedule_prepare(workspace=workspace, expression="* * * * *", prompt=f"p{i}")
+        schedule.next_run_at = now - timedelta(seconds=1)
+        prepared.append(schedule)
+    services.schedule_bulk_create(schedules=prepared)
+    assert services.schedule_dispatch_due(now=now, batch_size=4) == 7
+    messages = broker.messages()
+    assert [m["headers"]["task"] for m in messages] == ["outbox.run_rows"] * 3
+    published = [row for m in messages for row in m["args"][1]]
+    assert sorted(published) == sorted(
+        [str(pk), 1] for pk in ScheduleRun.objects.values_list("pk", flat=True)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_refusing_the_dispatchers_publish_leaves_the_runs_to_the_relay(make_schedule, monkeypatch):
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    from common import outbox
+
+    def refuse(*args, **kwargs):
+        raise BrokerDown("broker down")
+
+    schedule = make_schedule()
+    _due(schedule, timezone.now() - timedelta(seconds=1))
+    monkeypatch.setattr(outbox, "_publish", refuse)
+    assert services.schedule_dispatch_due() == 1
+    run = ScheduleRun.objects.get()
+    assert run.relay_due_at <= timezone.now()  # due now: the relay publishes it when it can
+    monkeypatch.undo()
     try:
-        with transaction.atomic():
-            services.schedule_dispatch_due()
-            thread = threading.Thread(target=relay)
-            thread.start()
-            thread.join(timeout=30)
-        assert seen == [0]
-        assert relay_pass() == 1
-        assert relay_pass() == 0
-        run = ScheduleRun.objects.get()
-        assert (run.status, run.publish_attempt) == (RunStatus.QUEUED, 1)
+        assert outbox.relay_pass() == 1
+        run.refresh_from_db()
+        assert run.publish_attempt == 2
     finally:
         purge_broker()
 
@@ -226,3 +266,25 @@ def test_next_fire_is_strictly_after():
     assert cron.next_fire("* * * * *", "UTC", at) == at + timedelta(minutes=1)
     assert cron.latest_fire("* * * * *", "UTC", at) == at
     assert cron.latest_fire("* * * * *", "UTC", at + timedelta(seconds=59)) == at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_of_a_dispatcher_that_died_before_publishing_come_back_when_their_lease_ends(
+    make_schedule, monkeypatch, settings
+):
+    from common.outbox import relay_pass
+
+    schedule = make_schedule()
+    _due(schedule, timezone.now() - timedelta(seconds=1))
+    monkeypatch.setattr(services, "_publish_runs_in_thread", lambda ids: None)  # killed after commit
+    assert services.schedule_dispatch_due() == 1
+    run = ScheduleRun.objects.get()
+    try:
+        assert relay_pass() == 0  # not before the lease ends
+        lease_end = run.relay_due_at
+        assert relay_pass(now=lease_end - timedelta(seconds=1)) == 0
+        assert relay_pass(now=lease_end) == 1
+        run.refresh_from_db()
+        assert (run.status, run.publish_attempt) == (RunStatus.QUEUED, 2)
+    finally:
+        purge_broker()
