@@ -172,6 +172,18 @@ def main() -> None:
     parser.add_argument(
         "--agent-concurrency", type=int, default=2000, help="AGENT_CONCURRENCY of the agents worker"
     )
+    parser.add_argument(
+        "--agent-processes",
+        type=int,
+        default=1,
+        help="agents worker processes (default 1, as the Procfile starts; more: docs/operations.md)",
+    )
+    parser.add_argument(
+        "--agent-db-connections",
+        type=int,
+        default=20,
+        help="PostgreSQL connections of all agents processes together (AGENT_DB_POOL_SIZE each: this / processes)",
+    )
     parser.add_argument("--skip-chats", action="store_true", help="only the schedules phase")
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
@@ -203,7 +215,10 @@ def main() -> None:
     print(
         f"Agent I/O benchmark: N={n:,} workspaces, agents answer after {args.latency:g} s, {os.cpu_count()} CPUs"
     )
-    print(f"  database {DATABASE_URL}, broker {BROKER_URL}, AGENT_CONCURRENCY={args.agent_concurrency}")
+    print(
+        f"  database {DATABASE_URL}, broker {BROKER_URL}, {args.agent_processes} agents processes"
+        f" (AGENT_CONCURRENCY={args.agent_concurrency}, {args.agent_db_connections} PG connections in all)"
+    )
 
     redis.Redis.from_url(BROKER_URL).flushdb()
     ChannelMessage.objects.all().delete()
@@ -222,17 +237,22 @@ def main() -> None:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             "TELEGRAM_API_BASE_URL": peers.url,
             "AGENT_CONCURRENCY": str(args.agent_concurrency),
+            "AGENT_DB_POOL_SIZE": str(max(2, args.agent_db_connections // args.agent_processes)),
             "CHANNEL_TYPING_INTERVAL_SECONDS": "60",
         }
     )
     log_path = ROOT / "var" / "bench-agents.log"
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("w")
+    # The Procfile's processes; `agents` as many times as asked (each is one gevent process, so
+    # one per CPU at most), with distinct Celery node names.
+    names = ["relay", "worker"] + [f"agents.{i}" for i in range(1, args.agent_processes + 1)]
     processes = {
         name: subprocess.Popen(
-            procfile_argv(name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            procfile_argv(name.split(".")[0]), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**env, "AGENT_NODE_SUFFIX": "." + name.split(".")[1]} if "." in name else env,
         )
-        for name in ("relay", "worker", "agents")
+        for name in names
     }  # fmt: skip
 
     def connections() -> tuple[int, int]:
@@ -296,7 +316,7 @@ def main() -> None:
         from integrations_project.celery import app
 
         deadline = time.monotonic() + 90
-        while len(app.control.ping(timeout=0.5)) < 2:
+        while len(app.control.ping(timeout=0.5)) < 1 + args.agent_processes:
             if any(p.poll() is not None for p in processes.values()) or time.monotonic() > deadline:
                 raise SystemExit(f"workers did not start; see {log_path}")
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from celery import current_app
@@ -77,6 +78,9 @@ class OutboxKind:
     # Jobs that mostly wait on a network peer (an agent, a platform): when several are due, the
     # relay puts OUTBOX_MESSAGE_ROWS of them in one message, run side by side (`outbox_run_rows`).
     batched: bool = False
+    # A task of the kind's own for such a message (same arguments as `outbox.run_rows`), for a
+    # kind that does better with its rows together (schedule runs claim theirs in one transaction).
+    rows_task: str | None = None
 
 
 _KINDS: dict[str, OutboxKind] = {}
@@ -113,9 +117,8 @@ def _messages(kind: OutboxKind, rows: list[tuple[Any, int]]) -> list[tuple[str, 
         return [(kind.task, (str(pk), attempt + 1)) for pk, attempt in rows]
     size = settings.OUTBOX_MESSAGE_ROWS
     chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
-    return [
-        (RUN_ROWS_TASK, (kind.label, [[str(pk), attempt + 1] for pk, attempt in chunk])) for chunk in chunks
-    ]
+    task = kind.rows_task or RUN_ROWS_TASK
+    return [(task, (kind.label, [[str(pk), attempt + 1] for pk, attempt in chunk])) for chunk in chunks]
 
 
 def _publish(kind: OutboxKind, rows: list[tuple[Any, int]], producer: Any) -> None:
@@ -457,16 +460,25 @@ def outbox_run_rows(kind_label: str, rows: list[list[Any]]) -> None:
             task.run(str(pk), int(attempt))
         except Exception:
             logger.exception("%s %s: attempt %s failed", kind_label, pk, attempt)
-        finally:
-            connections.close_all()
 
-    gate = threading.BoundedSemaphore(_row_threads(len(rows)))
+    side_by_side([partial(run_one, pk, attempt) for pk, attempt in rows])
 
-    def gated(pk: Any, attempt: int) -> None:
+
+def side_by_side(calls: list[Callable[[], None]]) -> None:
+    """Run `calls` each in a thread of its own and wait for all. On the I/O worker (gevent) the
+    threads are greenlets sharing the connection pool; elsewhere at most UNPOOLED_ROW_THREADS run
+    at once. Each thread gives its database connections back when done; `calls` handle their
+    own errors."""
+    gate = threading.BoundedSemaphore(_row_threads(len(calls)))
+
+    def gated(call: Callable[[], None]) -> None:
         with gate:
-            run_one(pk, attempt)
+            try:
+                call()
+            finally:
+                connections.close_all()
 
-    threads = [threading.Thread(target=gated, args=(pk, attempt), daemon=True) for pk, attempt in rows]
+    threads = [threading.Thread(target=gated, args=(call,), daemon=True) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -338,6 +338,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 AGENT_QUEUE = "agents"
 AGENT_TASKS = (
     "schedules.execute_run",
+    "schedules.execute_runs",
     "channels.process_inbound",
     "approvals.notify_agent",
     # Calls to the chat platforms wait on a network peer too.

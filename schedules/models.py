@@ -145,6 +145,7 @@ RUN = register(
         model=ScheduleRun,
         task="schedules.execute_run",
         batched=True,
+        rows_task="schedules.execute_runs",
         # `running` too: a run whose worker died is published again when its lease ends.
         active=Q(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)),
     )

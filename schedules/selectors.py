@@ -10,9 +10,8 @@ from django.utils import timezone as djtz
 
 from common.errors import NotFound
 from schedules import cron
-from schedules.models import RunStatus, Schedule, SchedulerTick, ScheduleRun
+from schedules.models import Schedule, SchedulerTick, ScheduleRun
 from workspaces.models import Workspace
-from workspaces.selectors import BusyState, delivery_stale_before, workspace_busy_state
 
 PREVIEW_MAX_COUNT = 50
 # `after` of a preview: from here on (see PreviewInputSerializer).
@@ -43,23 +42,6 @@ def schedule_preview(
     cron.zone(timezone)
     count = max(1, min(count, PREVIEW_MAX_COUNT))
     return cron.describe(normalized), cron.fire_times(normalized, timezone, after or djtz.now(), count)
-
-
-def run_busy_state(*, workspace: Workspace, now: datetime | None = None) -> BusyState:
-    """The workspace's busy state, also counting schedule runs that are `running`.
-
-    A run is claimed before its delivery is registered as in flight; counting running runs closes
-    that window so two runs of one workspace cannot both slip through on a capacity of one.
-    """
-    now = now or djtz.now()
-    state = workspace_busy_state(workspace=workspace, now=now)
-    stale_before = delivery_stale_before(now)
-    running = ScheduleRun.objects.filter(
-        schedule__workspace=workspace, status=RunStatus.RUNNING, started_at__gte=stale_before
-    ).count()
-    if running <= state.in_flight:
-        return state
-    return BusyState(in_flight=running, reported=state.reported, capacity=state.capacity)
 
 
 def scheduler_last_tick_at() -> datetime | None:

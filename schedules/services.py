@@ -5,10 +5,12 @@ Views, admin actions and Celery tasks are thin wrappers around these functions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -23,7 +25,7 @@ from channels_app.models import Channel
 from channels_app.services import channel_send_service
 from common.db import retry_on_lost_connection
 from common.errors import ApplicationError, Conflict
-from common.outbox import created_fields, publish_created
+from common.outbox import Attempt, created_fields, publish_created, wake_on_commit
 from observability.metrics import schedule_run_finished, schedule_run_started
 from schedules import cron, dispatch_sql
 from schedules.models import (
@@ -38,11 +40,11 @@ from schedules.models import (
     ScheduleRun,
     ScheduleSource,
 )
-from schedules.selectors import run_busy_state
 from workspaces.a2a import A2AError
-from workspaces.delivery import deliver_prompt
-from workspaces.models import Workspace
+from workspaces.delivery import SCHEDULE_SOURCE, deliver_prompt
+from workspaces.models import AgentDelivery, Workspace
 from workspaces.quotas import quota_check
+from workspaces.selectors import workspace_busy_states
 
 logger = logging.getLogger(__name__)
 
@@ -441,8 +443,9 @@ def _finish(
 ) -> bool:
     """Close a run (only from the status we hold) and update the schedule's bookkeeping."""
     duration = int((now - run.started_at).total_seconds() * 1000) if run.started_at else None
-    with transaction.atomic():  # one commit for the run and its schedule
+    with transaction.atomic(savepoint=False):  # one commit for the run and its schedule
         closed = ScheduleRun.objects.filter(pk=run.pk, status=from_status).update(
+            relay_due_at=None,  # finished: no more attempts
             status=status,
             finished_at=now,
             duration_ms=max(duration, 0) if duration is not None else None,
@@ -457,78 +460,177 @@ def _finish(
     return bool(closed)
 
 
-def run_execute(*, run_id: UUID | str, now: datetime | None = None, resume: bool = False) -> float | None:
+@dataclass
+class RunClaims:
+    """What one claiming transaction decided: runs to deliver now (each with its in-flight
+    marker) and runs waiting for a busy workspace (seconds until their next check)."""
+
+    deliver: list[tuple[ScheduleRun, AgentDelivery]] = dataclasses.field(default_factory=list)
+    waits: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def run_execute(
+    *, run_id: UUID | str, now: datetime | None = None, job: Attempt | None = None
+) -> float | None:
     """Execute one run: the body of `schedules.execute_run`, idempotent on the run id.
 
-    Returns None when the run is done (or there was nothing to do), or the number of seconds
-    to wait before trying again because the workspace is busy and the grace has not ended.
-    `resume`: the caller holds the job's claim for a new attempt (common.outbox), so a run left
-    `running` by an attempt that died is delivered again; otherwise it is left alone.
+    Claims it (`runs_claim`), then asks the agent with no connection held and records the
+    outcome. Returns None when the run is done (or there was nothing to do), or the number of
+    seconds to wait before trying again because the workspace is busy and the grace has not
+    ended (the row is then due again at that time).
+    """
+    claims = runs_claim(jobs=[(run_id, job)], now=now)
+    for run, marker in claims.deliver:
+        run_deliver(run=run, marker=marker, now=now)
+    return claims.waits.get(str(run_id))
+
+
+def runs_claim(
+    *, jobs: Sequence[tuple[UUID | str, Attempt | None]], now: datetime | None = None
+) -> RunClaims:
+    """Claim runs (one message's, up to OUTBOX_MESSAGE_ROWS) in one transaction.
+
+    The runs' workspaces are locked (in id order), so busy checks and claims of one workspace
+    go one at a time; their load is counted in one query; the runs admitted are claimed with one
+    UPDATE per attempt number, which also claims the outbox attempt of the message (`job`,
+    common.outbox), and registered as in flight in one INSERT. A few statements for the whole
+    message instead of a transaction per run. A run the workspace has no room for waits (busy
+    grace, SPEC §4) or is skipped. With `job`, a run left `running` by an attempt that died is
+    delivered again (same messageId); without (tests, tools), it is left alone.
     """
     clock_now = now or djtz.now()
-    run = ScheduleRun.objects.select_related("schedule__workspace").filter(pk=run_id).first()
-    if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-        return None  # deleted with its schedule, or finished by an earlier attempt
-    schedule = run.schedule
-    if run.status == RunStatus.RUNNING:
-        if not resume:
-            return None  # another attempt is delivering it
-        # The attempt that claimed it died (worker killed, connection lost): the outcome is
-        # unknown, so deliver again with the same messageId rather than record a failure.
-        _deliver(run=run, schedule=schedule, workspace=schedule.workspace, now=now)
-        return None
-    if run.trigger == RunTrigger.CRON and not schedule.enabled:
-        _finish(
-            run=run,
-            status=RunStatus.SKIPPED,
-            now=clock_now,
-            from_status=RunStatus.QUEUED,
-            error="schedule disabled",
-        )
-        return None
+    by_pk = {str(pk): job for pk, job in jobs}
+    claims = RunClaims()
     with transaction.atomic():
-        # Serialise the busy check and the claim per workspace.
-        workspace = Workspace.objects.select_for_update().filter(pk=schedule.workspace_id).first()
-        if workspace is None:
-            return None
-        state = run_busy_state(workspace=workspace, now=clock_now)
-        if state.busy:
-            return _defer_or_skip(run=run, reason=state.reason, now=clock_now)
-        claimable = ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).filter(
-            Q(trigger=RunTrigger.MANUAL) | Q(schedule__enabled=True)
+        workspaces = {
+            w.pk: w
+            for w in Workspace.objects.select_for_update(of=("self",))
+            .filter(schedules__runs__pk__in=list(by_pk))
+            .order_by("pk")
+        }
+        runs = _claimable_runs(by_pk)
+        states = workspace_busy_states(workspaces=workspaces.values(), now=clock_now)
+        admitted: dict[int | None, list[ScheduleRun]] = {}
+        for run in runs:
+            job = by_pk[str(run.pk)]
+            workspace = workspaces[run.schedule.workspace_id]
+            run.schedule.workspace = workspace
+            if run.status == RunStatus.RUNNING:
+                # The attempt that claimed it died (worker killed, connection lost): the outcome
+                # is unknown, so deliver again with the same messageId rather than record a failure.
+                if job is not None and _claim_attempt(job, from_status=RunStatus.RUNNING):
+                    claims.deliver.append((run, None))
+            elif run.trigger == RunTrigger.CRON and not run.schedule.enabled:
+                _skip(run=run, now=clock_now, reason="schedule disabled")
+            elif states[workspace.pk].busy:
+                state = states[workspace.pk]
+                claim = job.claim_fields() if job else {}
+                wait = _defer_or_skip(run=run, reason=state.reason, now=clock_now, claim=claim)
+                if wait is not None:
+                    claims.waits[str(run.pk)] = wait
+            else:
+                states[workspace.pk] = replace(
+                    states[workspace.pk], in_flight=states[workspace.pk].in_flight + 1
+                )
+                admitted.setdefault(job.number if job else None, []).append(run)
+        for number, group in admitted.items():
+            claims.deliver += [(run, None) for run in _start_runs(group, by_pk, number, clock_now)]
+        markers = AgentDelivery.objects.bulk_create(
+            [
+                AgentDelivery(workspace=run.schedule.workspace, source=SCHEDULE_SOURCE, reference=str(run.pk))
+                for run, _ in claims.deliver
+            ]
         )
-        claimed = claimable.update(status=RunStatus.RUNNING, started_at=clock_now)
-    if not claimed:
-        # Another delivery of the task claimed it, or the schedule was disabled a moment ago.
-        if ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).exists():
-            _finish(
-                run=run,
-                status=RunStatus.SKIPPED,
-                now=clock_now,
-                from_status=RunStatus.QUEUED,
-                error="schedule disabled",
-            )
-        return None
-    run.started_at = clock_now
-    if run.trigger == RunTrigger.CRON:
-        schedule_run_started(lag_seconds=(clock_now - run.scheduled_for).total_seconds())
-    _deliver(run=run, schedule=schedule, workspace=workspace, now=now)
-    return None
+        claims.deliver = [(run, marker) for (run, _), marker in zip(claims.deliver, markers, strict=True)]
+    for run, _ in claims.deliver:
+        if run.trigger == RunTrigger.CRON and run.status == RunStatus.QUEUED:
+            schedule_run_started(lag_seconds=(clock_now - run.scheduled_for).total_seconds())
+    return claims
 
 
-def _defer_or_skip(*, run: ScheduleRun, reason: str, now: datetime) -> float | None:
+def _claimable_runs(by_pk: dict[str, Attempt | None]) -> list[ScheduleRun]:
+    """The runs still queued or running, read under the workspace locks, that their message's
+    attempt may claim (all of them without one)."""
+    rows = ScheduleRun.objects.select_related("schedule").filter(
+        pk__in=list(by_pk), status__in=(RunStatus.QUEUED, RunStatus.RUNNING)
+    )
+    runs = list(rows.order_by())
+    early = [r for r in runs if (job := by_pk[str(r.pk)]) is not None and r.publish_attempt < job.number]
+    if early and by_pk[str(early[0].pk)].relay_still_marking():
+        runs = list(rows.order_by())  # the relay's transaction marked them meanwhile
+    return [
+        run
+        for run in runs
+        if (job := by_pk[str(run.pk)]) is None
+        or (run.publish_attempt == job.number and run.run_attempt < job.number)
+    ]
+
+
+def _start_runs(
+    group: list[ScheduleRun], by_pk: dict[str, Attempt | None], number: int | None, now: datetime
+) -> list[ScheduleRun]:
+    """Claim admitted runs of one attempt number in one UPDATE; those whose schedule was
+    disabled a moment ago are skipped instead. The runs claimed."""
+    fields: dict[str, Any] = {"status": RunStatus.RUNNING, "started_at": now}
+    rows = ScheduleRun.objects.filter(pk__in=[run.pk for run in group], status=RunStatus.QUEUED).filter(
+        Q(trigger=RunTrigger.MANUAL) | Q(schedule__enabled=True)
+    )
+    if number is not None:
+        job = by_pk[str(group[0].pk)]
+        fields.update(job.claim_fields())
+        rows = rows.filter(publish_attempt=number, run_attempt__lt=number)
+    started = group
+    if rows.update(**fields) < len(group):
+        claimed = set(
+            ScheduleRun.objects.filter(
+                pk__in=[run.pk for run in group], status=RunStatus.RUNNING, started_at=now
+            ).values_list("pk", flat=True)
+        )
+        started = [run for run in group if run.pk in claimed]
+        for run in group:
+            if run.pk not in claimed:
+                _skip(run=run, now=now, reason="schedule disabled")
+    for run in started:
+        run.started_at = now
+    return started
+
+
+def _claim_attempt(job: Attempt, *, from_status: str) -> bool:
+    return bool(ScheduleRun.objects.filter(job.claimable(), status=from_status).update(**job.claim_fields()))
+
+
+def _skip(*, run: ScheduleRun, now: datetime, reason: str) -> None:
+    _finish(run=run, status=RunStatus.SKIPPED, now=now, from_status=RunStatus.QUEUED, error=reason)
+
+
+def _defer_or_skip(*, run: ScheduleRun, reason: str, now: datetime, claim: dict[str, Any]) -> float | None:
+    """Busy: skip once the grace has passed since the run first found the workspace busy, else
+    claim the attempt and make the row due again at the next check."""
     grace = settings.SCHEDULE_BUSY_GRACE_SECONDS
     busy_since = run.busy_since or now
     waited = (now - busy_since).total_seconds()
     if waited >= grace:
-        _finish(run=run, status=RunStatus.SKIPPED, now=now, from_status=RunStatus.QUEUED, error=reason)
+        _skip(run=run, now=now, reason=reason)
         return None
-    if run.busy_since is None:
-        ScheduleRun.objects.filter(pk=run.pk, busy_since__isnull=True).update(busy_since=now)
-    return max(0.1, min(BUSY_RECHECK_SECONDS, grace - waited))
+    delay = max(0.1, min(BUSY_RECHECK_SECONDS, grace - waited))
+    fields: dict[str, Any] = {"busy_since": busy_since}
+    if claim:
+        fields.update(claim, relay_due_at=now + timedelta(seconds=delay))
+        if delay <= settings.OUTBOX_POLL_SECONDS:
+            wake_on_commit()
+    ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(**fields)
+    return delay
 
 
-def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now: datetime | None) -> None:
+def run_deliver(*, run: ScheduleRun, marker: AgentDelivery, now: datetime | None = None) -> None:
+    """Ask the agent for a claimed run (`runs_claim`) and record the outcome."""
+    schedule = run.schedule
+    _deliver(run=run, schedule=schedule, workspace=schedule.workspace, now=now, marker=marker)
+
+
+def _deliver(
+    *, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now: datetime | None, marker: AgentDelivery
+) -> None:
     started = time.monotonic()
     status, error, excerpt, protocol, reply_text = RunStatus.SUCCESS, None, None, "", ""
     try:
@@ -537,8 +639,9 @@ def _deliver(*, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now:
             text=schedule.prompt,
             # Stable per run: any retry or redelivery of this run carries the same messageId.
             message_id=str(run.pk),
-            source="schedule",
+            source=SCHEDULE_SOURCE,
             reference=str(run.pk),
+            admitted=marker,
             metadata={
                 "source": "schedule",
                 "schedule_id": str(schedule.pk),

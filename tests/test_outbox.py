@@ -144,14 +144,15 @@ def test_batches_stop_at_the_batch_size(workspace, settings):
 
 
 def test_jobs_that_wait_on_peers_travel_several_to_a_message(workspace, settings, broker):
-    """45 due runs, 20 rows to a message: three `outbox.run_rows` messages on the agents queue,
-    carrying every run once with its attempt; a single due row keeps a message of its own."""
+    """45 due runs, 20 rows to a message: three messages of the kind's rows task
+    (`schedules.execute_runs`, same arguments as `outbox.run_rows`) on the agents queue, carrying
+    every run once with its attempt; a single due row keeps a message of its own."""
     settings.OUTBOX_MESSAGE_ROWS = 20
     schedule = schedule_services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p")
     runs = {str(schedule_services.schedule_run_now(schedule=schedule).pk) for _ in range(45)}
     assert outbox.relay_pass() == 45
     messages = broker.messages("agents")
-    assert [m["headers"]["task"] for m in messages] == ["outbox.run_rows"] * 3
+    assert [m["headers"]["task"] for m in messages] == ["schedules.execute_runs"] * 3
     assert [len(m["args"][1]) for m in messages] == [20, 20, 5]
     assert {m["args"][0] for m in messages} == {"schedules.run"}
     carried = [tuple(row) for m in messages for row in m["args"][1]]

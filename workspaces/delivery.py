@@ -45,15 +45,21 @@ def deliver_prompt(
     metadata: dict[str, Any] | None = None,
     request_id: str | None = None,
     context_id: str | None = None,
+    admitted: AgentDelivery | None = None,
 ) -> A2AReply:
     """Send `text` to the workspace agent. `source` names the caller (schedule, channel, ...).
 
-    The reply (or the `A2AError`) says which version was used in `protocol`.
+    `admitted`: the in-flight marker the caller registered itself (`delivery_register`, under
+    its own busy check); otherwise the delivery is admitted here, or `WorkspaceAtCapacity`.
+    The marker is removed when the call ends. The reply (or the `A2AError`) says which version
+    was used in `protocol`.
     """
     if not workspace.url:
+        if admitted is not None:
+            AgentDelivery.objects.filter(pk=admitted.pk).delete()
         raise A2AError("workspace has no agent url")
     # Committed before the call; common.http gives the connection back while the agent thinks.
-    marker = _admit(workspace=workspace, source=source, reference=str(reference)[:64])
+    marker = admitted or _admit(workspace=workspace, source=source, reference=str(reference)[:64])
 
     def send(protocol: str) -> A2AReply:
         return a2a_send(
@@ -76,15 +82,16 @@ def deliver_prompt(
         retry_on_lost_connection(AgentDelivery.objects.filter(pk=marker.pk).delete)
 
 
-def _admit(*, workspace: Workspace, source: str, reference: str) -> AgentDelivery:
-    """Register the delivery as in flight, if the workspace has room for it.
+def delivery_register(*, workspace: Workspace, source: str, reference: str) -> AgentDelivery:
+    """Register a delivery the caller admitted itself as in flight: schedule runs, whose own
+    busy check (the agent's reported load, the busy grace of the SPEC) and claim run in the same
+    transaction, under the workspace's row lock."""
+    return AgentDelivery.objects.create(workspace=workspace, source=source, reference=str(reference)[:64])
 
-    Schedule runs were admitted by the run's own busy check (under the same workspace lock, with
-    the agent's reported load and the busy grace of the SPEC); other deliveries are admitted here,
-    serialised per workspace by its row lock so two cannot both take the last place.
-    """
-    if source == SCHEDULE_SOURCE:
-        return AgentDelivery.objects.create(workspace=workspace, source=source, reference=reference)
+
+def _admit(*, workspace: Workspace, source: str, reference: str) -> AgentDelivery:
+    """Register the delivery as in flight, if the workspace has room for it; serialised per
+    workspace by its row lock so two cannot both take the last place."""
     with transaction.atomic():
         Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk").first()
         capacity = delivery_capacity(workspace)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from common.errors import NotFound
@@ -83,8 +84,30 @@ def delivery_capacity(workspace: Workspace) -> int:
 
 def workspace_busy_state(*, workspace: Workspace, now: datetime | None = None) -> BusyState:
     now = now or timezone.now()
-    stale_before = delivery_stale_before(now)
-    in_flight = AgentDelivery.objects.filter(workspace=workspace, started_at__gte=stale_before).count()
+    in_flight = AgentDelivery.objects.filter(
+        workspace=workspace, started_at__gte=delivery_stale_before(now)
+    ).count()
+    return _busy_state(workspace, in_flight, now)
+
+
+def workspace_busy_states(
+    *, workspaces: Iterable[Workspace], now: datetime | None = None
+) -> dict[UUID, BusyState]:
+    """`workspace_busy_state` of several workspaces by id, in one query."""
+    now = now or timezone.now()
+    workspaces = list(workspaces)
+    counts = dict(
+        AgentDelivery.objects.filter(
+            workspace_id__in=[w.pk for w in workspaces], started_at__gte=delivery_stale_before(now)
+        )
+        .values_list("workspace_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {w.pk: _busy_state(w, counts.get(w.pk, 0), now) for w in workspaces}
+
+
+def _busy_state(workspace: Workspace, in_flight: int, now: datetime) -> BusyState:
     reported = 0
     fresh = timedelta(seconds=settings.WORKSPACE_HEARTBEAT_FRESH_SECONDS)
     if workspace.last_heartbeat_at and now - workspace.last_heartbeat_at < fresh:

@@ -428,7 +428,7 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
     workspace, channels, platforms, settings
 ):
     queue = BrokerQueue(settings.CELERY_BROKER_URL)
-    queue.redis.delete("celery", "agents")
+    queue.redis.delete(*[q.name for q in settings.CELERY_TASK_QUEUES])
     approval = make_approval(workspace)
     assert queue.messages() == []  # the create wrote rows and published nothing
     data = posted(approval, platforms)
@@ -466,7 +466,7 @@ def test_fifty_concurrent_presses_make_one_decision_and_one_notification(
         current_app.tasks["outbox.run_rows"].run(*rows)
     assert edits(platforms) == 3 and len(requests_to(platforms, "/editMessageText")) == 1
     assert ApprovalChatPost.objects.filter(relay_due_at__isnull=False).count() == 0
-    queue.redis.delete("celery", "agents")
+    queue.redis.delete(*[q.name for q in settings.CELERY_TASK_QUEUES])
 
 
 def due_posts() -> set[tuple[str, str]]:

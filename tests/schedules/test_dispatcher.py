@@ -168,7 +168,8 @@ def test_runs_are_published_only_after_commit(make_schedule, broker):
 
 @pytest.mark.django_db(transaction=True)
 def test_batches_are_published_as_batched_messages_in_order(workspace, broker, settings):
-    """Several batches: each one's runs go out once it has committed, 20 rows to a message."""
+    """Several batches: each one's runs go out once it has committed, OUTBOX_MESSAGE_ROWS rows to
+    a message."""
     settings.OUTBOX_MESSAGE_ROWS = 3
     now = timezone.now()
     prepared = []
@@ -179,7 +180,7 @@ def test_batches_are_published_as_batched_messages_in_order(workspace, broker, s
     services.schedule_bulk_create(schedules=prepared)
     assert services.schedule_dispatch_due(now=now, batch_size=4) == 7
     messages = broker.messages()
-    assert [m["headers"]["task"] for m in messages] == ["outbox.run_rows"] * 3
+    assert [m["headers"]["task"] for m in messages] == ["schedules.execute_runs"] * 3
     published = [row for m in messages for row in m["args"][1]]
     assert sorted(published) == sorted(
         [str(pk), 1] for pk in ScheduleRun.objects.values_list("pk", flat=True)

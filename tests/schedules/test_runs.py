@@ -14,6 +14,7 @@ from schedules.models import RunStatus, RunTrigger, Schedule, ScheduleRun
 from tests.support.factories import make_workspace
 from tests.support.fake_http import FakeResponse, free_port, json_response
 from tests.support.worker import run_due_jobs
+from workspaces.delivery import delivery_register
 from workspaces.models import AgentDelivery, Workspace
 from workspaces.services import workspace_heartbeat, workspace_update
 
@@ -269,14 +270,16 @@ def test_busy_with_another_delivery_in_flight(agent_workspace, echo_agent, setti
 
 @pytest.mark.django_db
 def test_busy_with_another_schedule_run_running(agent_workspace, echo_agent, settings):
+    """A running run is in flight: its claim registered it (the marker), in the same transaction."""
     settings.SCHEDULE_BUSY_GRACE_SECONDS = 0
     schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
-    queued_run(
+    first = queued_run(
         schedule,
         status=RunStatus.RUNNING,
         started_at=timezone.now(),
         scheduled_for=timezone.now() - timedelta(minutes=1),
     )
+    delivery_register(workspace=agent_workspace, source="schedule", reference=str(first.pk))
     run = queued_run(schedule)
     services.run_execute(run_id=run.pk)
     run.refresh_from_db()
@@ -384,13 +387,13 @@ def test_bookkeeping_follows_the_latest_run(workspace):
 def test_disabled_between_check_and_claim_never_reaches_the_agent(agent_workspace, echo_agent, monkeypatch):
     schedule = services.schedule_create(workspace=agent_workspace, expression="* * * * *", prompt="p")
     run = queued_run(schedule)
-    real_busy_state = services.run_busy_state
+    real_busy_states = services.workspace_busy_states
 
     def disable_meanwhile(**kwargs):
         Schedule.objects.filter(pk=schedule.pk).update(enabled=False, next_run_at=None)
-        return real_busy_state(**kwargs)
+        return real_busy_states(**kwargs)
 
-    monkeypatch.setattr(services, "run_busy_state", disable_meanwhile)
+    monkeypatch.setattr(services, "workspace_busy_states", disable_meanwhile)
     assert services.run_execute(run_id=run.pk) is None
     assert echo_agent.received == []
     run.refresh_from_db()
@@ -409,16 +412,16 @@ def test_transient_database_error_before_delivery_is_retried_and_the_agent_hears
     workspace = make_workspace("db-error", url=echo_agent.url)
     schedule = services.schedule_create(workspace=workspace, expression="* * * * *", prompt="once")
     run = queued_run(schedule)
-    real_busy_state = services.run_busy_state
+    real_busy_states = services.workspace_busy_states
     failures = []
 
     def drop_once(**kwargs):
         if not failures:
             failures.append(1)
             raise OperationalError("terminating connection due to administrator command")
-        return real_busy_state(**kwargs)
+        return real_busy_states(**kwargs)
 
-    monkeypatch.setattr(services, "run_busy_state", drop_once)
+    monkeypatch.setattr(services, "workspace_busy_states", drop_once)
     assert run_due_jobs() == 2  # the failed attempt and its retry
     run.refresh_from_db()
     assert (run.status, run.publish_attempt, run.relay_due_at) == (RunStatus.SUCCESS, 2, None)
