@@ -2,9 +2,11 @@
 
 A request or a service only writes rows, in its own transaction. A row that needs its task has
 `relay_due_at` set (now, on creation); the relay (`relay_pass`, looped by `manage.py
-run_relay`) claims due rows with `FOR UPDATE SKIP LOCKED`, publishes one task per row through
-Celery's public API (`app.send_task` with a producer from the app's pool) carrying the row's id
-and a new attempt number, and moves `relay_due_at` one lease ahead. The task claims its attempt
+run_relay`) claims due rows with `FOR UPDATE SKIP LOCKED`, marks them with a new attempt number
+and moves `relay_due_at` one lease ahead, commits, and then publishes their tasks through
+Celery's public API (one per row, or one per OUTBOX_MESSAGE_ROWS rows for a batched kind). Code
+that creates rows in bulk can publish them itself after its commit (`created_fields`,
+`publish_created`: the scheduler's dispatcher does). The task claims its attempt
 with a conditional UPDATE (`outbox_step`): a duplicate message, or a message of an older attempt,
 finds nothing to claim and does nothing. A task that finishes clears `relay_due_at`; one that
 wants another try later sets it to that time; one whose worker died leaves it at the lease's
@@ -33,7 +35,7 @@ from celery.exceptions import CeleryError
 from celery.utils import uuid
 from django.conf import settings
 from django.db import DatabaseError, connections, models, router, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
@@ -147,8 +149,13 @@ def relay_kind(
     kind: OutboxKind, *, now: datetime | None = None, batch_size: int | None = None, producer: Any = None
 ) -> int:
     """Publish one batch of due rows of `kind` (through `producer`, by default one from the
-    app's pool); the number published. Raises BROKER_ERRORS (nothing is marked then: the rows
-    stay due)."""
+    app's pool); the number published.
+
+    The rows are claimed and marked (next attempt, due again when the lease ends) and committed
+    first, then published: a worker that gets a message at once finds its row already marked,
+    instead of waiting for the relay's transaction. A relay that dies between the commit and
+    the publish leaves the rows to their lease; a broker that refuses gets them unmarked (due
+    again, as before the pass) and the error raised (BROKER_ERRORS)."""
     now = now or timezone.now()
     size = batch_size or settings.OUTBOX_BATCH_SIZE
     with transaction.atomic(using=router.db_for_write(kind.model)):
@@ -160,14 +167,28 @@ def relay_kind(
         )
         if not rows:
             return 0
-        eager = current_app.conf.task_always_eager
-        if not eager:
-            with current_app.producer_or_acquire(producer) as acquired:
-                _publish(kind, rows, acquired)
         _mark(kind, rows, now)
-    if eager:  # tests and one-process tools: the tasks run here, after the rows are marked
+    if current_app.conf.task_always_eager:  # tests and one-process tools: the tasks run here
         _publish(kind, rows, None)
+        return len(rows)
+    try:
+        with current_app.producer_or_acquire(producer) as acquired:
+            _publish(kind, rows, acquired)
+    except BROKER_ERRORS:
+        _unmark(kind, rows, now)
+        raise
     return len(rows)
+
+
+def _unmark(kind: OutboxKind, rows: list[tuple[Any, int]], now: datetime) -> None:
+    """Undo `_mark` for rows whose messages the broker refused (none of them was claimed: a
+    message that did go out and is claimed later finds its attempt published again)."""
+    kind.model.objects.filter(pk__in=[pk for pk, _ in rows], run_attempt__lt=F("publish_attempt")).update(
+        publish_attempt=F("publish_attempt") - 1,
+        # Never published: no time (an earlier attempt's exact time is not kept).
+        published_at=Case(When(publish_attempt=1, then=None), default=F("published_at")),
+        relay_due_at=now,
+    )
 
 
 def _mark(kind: OutboxKind, rows: list[tuple[Any, int]], now: datetime) -> None:

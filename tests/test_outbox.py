@@ -193,3 +193,34 @@ def test_rows_of_one_message_run_side_by_side_once_each(fake_http, settings):
     outbox.outbox_run_rows("schedules.run", message)  # the broker delivered it twice
     assert set(ScheduleRun.objects.values_list("status", flat=True)) == {"success"}
     assert len(fake_http.requests) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_publishes_only_rows_already_marked_and_committed(workspace, monkeypatch, broker):
+    """A worker may take a message the instant it is published: by then its row carries the
+    attempt, seen from any connection (no wait for the relay's transaction)."""
+    import threading
+
+    from django.db import connection
+
+    schedule = schedule_services.schedule_create(workspace=workspace, expression="0 9 * * *", prompt="p")
+    run = schedule_services.schedule_run_now(schedule=schedule)
+    seen: list[int] = []
+    real_publish = outbox._publish
+
+    def publish_and_look(kind, rows, producer):
+        def look() -> None:
+            try:
+                seen.append(ScheduleRun.objects.values_list("publish_attempt", flat=True).get(pk=run.pk))
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join(timeout=10)
+        real_publish(kind, rows, producer)
+
+    monkeypatch.setattr(outbox, "_publish", publish_and_look)
+    assert outbox.relay_pass() == 1
+    assert seen == [1]
+    assert [m["args"] for m in broker.messages("agents")] == [[str(run.pk), 1]]

@@ -120,10 +120,13 @@ def message_process_inbound(*, message_id: Any) -> float | None:
     Returns a delay when a transient agent failure should be retried, else None. Idempotent:
     a message that already left `received`, or already has its reply, is left alone.
     """
-    message = (
-        ChannelMessage.objects.select_related("channel__workspace")
-        .filter(pk=message_id, direction=Direction.INBOUND)
-        .first()
+    message = next(
+        iter(
+            ChannelMessage.objects.select_related("channel__workspace")
+            .filter(pk=message_id, direction=Direction.INBOUND)
+            .order_by()[:1]  # no ordering to compile: a primary key look-up
+        ),
+        None,
     )
     if message is None or message.status != MessageStatus.RECEIVED or message.replies.exists():
         return None
