@@ -513,7 +513,9 @@ def runs_claim(
         admitted: dict[int | None, list[ScheduleRun]] = {}
         for run in runs:
             job = by_pk[str(run.pk)]
-            workspace = workspaces[run.schedule.workspace_id]
+            workspace = workspaces.get(run.schedule.workspace_id)
+            if workspace is None:  # not locked above: leave it to the lease rather than guess
+                continue
             run.schedule.workspace = workspace
             if run.status == RunStatus.RUNNING:
                 # The attempt that claimed it died (worker killed, connection lost): the outcome
