@@ -379,10 +379,11 @@ class Attempt:
         return {"run_attempt": self.number, "relay_due_at": self.until}
 
     def relay_still_marking(self) -> bool:
-        """A fast worker can get the message before the relay's transaction, which marks the
-        row with this attempt, commits: a claim's UPDATE then sees the row's previous version
-        and skips it. Wait for the relay's row lock (held until that commit) and say whether the
-        row now carries this attempt, so the claim can be tried again."""
+        """A safety net for a message that arrives before the transaction that marked its row
+        with this attempt has committed (the relay and `publish_created` commit before they
+        publish, so only a publisher that did not would cause it): a claim's UPDATE then sees
+        the row's previous version and skips it. Wait for the row lock (held until that commit)
+        and say whether the row now carries this attempt, so the claim can be tried again."""
         with transaction.atomic(using=self.using):
             # Locked by key only: a condition on the attempt would be judged on the old version
             # without waiting for the lock.
