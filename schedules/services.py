@@ -41,7 +41,7 @@ from schedules.models import (
     ScheduleSource,
 )
 from workspaces.a2a import A2AError
-from workspaces.delivery import SCHEDULE_SOURCE, deliver_prompt
+from workspaces.delivery import SCHEDULE_SOURCE, deliver_prompt, deliveries_register
 from workspaces.models import AgentDelivery, Workspace
 from workspaces.quotas import quota_check
 from workspaces.selectors import workspace_busy_states
@@ -511,6 +511,7 @@ def runs_claim(
         runs = _claimable_runs(by_pk)
         states = workspace_busy_states(workspaces=workspaces.values(), now=clock_now)
         admitted: dict[int | None, list[ScheduleRun]] = {}
+        starting: list[ScheduleRun] = []
         for run in runs:
             job = by_pk[str(run.pk)]
             workspace = workspaces.get(run.schedule.workspace_id)
@@ -521,7 +522,7 @@ def runs_claim(
                 # The attempt that claimed it died (worker killed, connection lost): the outcome
                 # is unknown, so deliver again with the same messageId rather than record a failure.
                 if job is not None and _claim_attempt(job, from_status=RunStatus.RUNNING):
-                    claims.deliver.append((run, None))
+                    starting.append(run)
             elif run.trigger == RunTrigger.CRON and not run.schedule.enabled:
                 _skip(run=run, now=clock_now, reason="schedule disabled")
             elif states[workspace.pk].busy:
@@ -536,14 +537,11 @@ def runs_claim(
                 )
                 admitted.setdefault(job.number if job else None, []).append(run)
         for number, group in admitted.items():
-            claims.deliver += [(run, None) for run in _start_runs(group, by_pk, number, clock_now)]
-        markers = AgentDelivery.objects.bulk_create(
-            [
-                AgentDelivery(workspace=run.schedule.workspace, source=SCHEDULE_SOURCE, reference=str(run.pk))
-                for run, _ in claims.deliver
-            ]
+            starting += _start_runs(group, by_pk, number, clock_now)
+        markers = deliveries_register(
+            [(run.schedule.workspace, SCHEDULE_SOURCE, str(run.pk)) for run in starting]
         )
-        claims.deliver = [(run, marker) for (run, _), marker in zip(claims.deliver, markers, strict=True)]
+        claims.deliver = list(zip(starting, markers, strict=True))
     for run, _ in claims.deliver:
         if run.trigger == RunTrigger.CRON and run.status == RunStatus.QUEUED:
             schedule_run_started(lag_seconds=(clock_now - run.scheduled_for).total_seconds())
@@ -625,19 +623,14 @@ def _defer_or_skip(*, run: ScheduleRun, reason: str, now: datetime, claim: dict[
 
 
 def run_deliver(*, run: ScheduleRun, marker: AgentDelivery, now: datetime | None = None) -> None:
-    """Ask the agent for a claimed run (`runs_claim`) and record the outcome."""
+    """Ask the agent for a claimed run (`runs_claim`, with its in-flight `marker`) and record the
+    outcome; no connection is held while the agent answers."""
     schedule = run.schedule
-    _deliver(run=run, schedule=schedule, workspace=schedule.workspace, now=now, marker=marker)
-
-
-def _deliver(
-    *, run: ScheduleRun, schedule: Schedule, workspace: Workspace, now: datetime | None, marker: AgentDelivery
-) -> None:
     started = time.monotonic()
     status, error, excerpt, protocol, reply_text = RunStatus.SUCCESS, None, None, "", ""
     try:
         reply = deliver_prompt(
-            workspace=workspace,
+            workspace=schedule.workspace,
             text=schedule.prompt,
             # Stable per run: any retry or redelivery of this run carries the same messageId.
             message_id=str(run.pk),

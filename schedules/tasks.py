@@ -13,7 +13,8 @@ from django.db import DatabaseError
 from common.db import release_connections
 from common.outbox import Attempt, side_by_side
 from schedules import services
-from schedules.models import RUN
+from schedules.models import RUN, ScheduleRun
+from workspaces.models import AgentDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,9 @@ def dispatch_due() -> int:
 
 @shared_task(name="schedules.execute_run", acks_late=True, ignore_result=True)
 def execute_run(run_id: str, attempt: int) -> None:
-    """Deliver attempt `attempt` of one run (published by the dispatcher or the relay). Idempotent on the run id;
-    a busy workspace makes the row due again after a short wait (the worker is free meanwhile)
-    until SCHEDULE_BUSY_GRACE_SECONDS have passed."""
+    """Deliver attempt `attempt` of one run (published by the dispatcher or the relay).
+    Idempotent on the run id; a busy workspace makes the row due again after a short wait (the
+    worker is free meanwhile) until SCHEDULE_BUSY_GRACE_SECONDS have passed."""
     job = Attempt.start(kind=RUN, pk=run_id, number=int(attempt))
     try:
         services.run_execute(run_id=run_id, job=job)
@@ -57,7 +58,7 @@ def execute_runs(kind_label: str, rows: list[list[Any]]) -> None:
     # hundreds of messages at once, held ones would leave none for them).
     release_connections()
 
-    def deliver(run: Any, marker: Any) -> None:
+    def deliver(run: ScheduleRun, marker: AgentDelivery) -> None:
         try:
             services.run_deliver(run=run, marker=marker)
         except DatabaseError:

@@ -10,7 +10,7 @@ past it raises `WorkspaceAtCapacity` before anything is sent, and its job waits 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -49,7 +49,7 @@ def deliver_prompt(
 ) -> A2AReply:
     """Send `text` to the workspace agent. `source` names the caller (schedule, channel, ...).
 
-    `admitted`: the in-flight marker the caller registered itself (`delivery_register`, under
+    `admitted`: the in-flight marker the caller registered itself (`deliveries_register`, under
     its own busy check); otherwise the delivery is admitted here, or `WorkspaceAtCapacity`.
     The marker is removed when the call ends. The reply (or the `A2AError`) says which version
     was used in `protocol`.
@@ -82,11 +82,17 @@ def deliver_prompt(
         retry_on_lost_connection(AgentDelivery.objects.filter(pk=marker.pk).delete)
 
 
-def delivery_register(*, workspace: Workspace, source: str, reference: str) -> AgentDelivery:
-    """Register a delivery the caller admitted itself as in flight: schedule runs, whose own
-    busy check (the agent's reported load, the busy grace of the SPEC) and claim run in the same
-    transaction, under the workspace's row lock."""
-    return AgentDelivery.objects.create(workspace=workspace, source=source, reference=str(reference)[:64])
+def deliveries_register(entries: Sequence[tuple[Workspace, str, str]]) -> list[AgentDelivery]:
+    """Register deliveries the caller admitted itself as in flight, in one INSERT: (workspace,
+    source, reference) each. For schedule runs, whose own busy check (the agent's reported load,
+    the busy grace of the SPEC) and claim run in the same transaction, under the workspaces'
+    row locks."""
+    return AgentDelivery.objects.bulk_create(
+        [
+            AgentDelivery(workspace=workspace, source=source, reference=str(reference)[:64])
+            for workspace, source, reference in entries
+        ]
+    )
 
 
 def _admit(*, workspace: Workspace, source: str, reference: str) -> AgentDelivery:

@@ -14,7 +14,7 @@ from schedules.models import RunStatus, RunTrigger, Schedule, ScheduleRun
 from tests.support.factories import make_workspace
 from tests.support.fake_http import FakeResponse, free_port, json_response
 from tests.support.worker import run_due_jobs
-from workspaces.delivery import delivery_register
+from workspaces.delivery import deliveries_register
 from workspaces.models import AgentDelivery, Workspace
 from workspaces.services import workspace_heartbeat, workspace_update
 
@@ -279,7 +279,7 @@ def test_busy_with_another_schedule_run_running(agent_workspace, echo_agent, set
         started_at=timezone.now(),
         scheduled_for=timezone.now() - timedelta(minutes=1),
     )
-    delivery_register(workspace=agent_workspace, source="schedule", reference=str(first.pk))
+    deliveries_register([(agent_workspace, "schedule", str(first.pk))])
     run = queued_run(schedule)
     services.run_execute(run_id=run.pk)
     run.refresh_from_db()

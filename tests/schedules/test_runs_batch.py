@@ -45,16 +45,28 @@ def test_a_message_claims_its_runs_in_a_few_statements_whatever_their_number(ech
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_workspace_gets_no_more_than_its_capacity_from_one_message(echo_agent):
-    workspace = make_workspace("cap", url=echo_agent.url, max_concurrent_tasks=2)
-    rows = [_published(run) for run in _runs(workspace, 5)]
+@pytest.mark.parametrize(
+    ("own_limit", "server_limit", "count", "delivered"),
+    [
+        (2, 50, 2, 2),  # at the workspace's max_concurrent_tasks
+        (2, 50, 3, 2),  # one past it
+        (10, 2, 2, 2),  # at WORKSPACE_MAX_CONCURRENT_DELIVERIES
+        (10, 2, 3, 2),  # one past it
+    ],
+)
+def test_a_workspace_gets_no_more_than_its_capacity_from_one_message(
+    echo_agent, settings, own_limit, server_limit, count, delivered
+):
+    settings.WORKSPACE_MAX_CONCURRENT_DELIVERIES = server_limit
+    workspace = make_workspace("cap", url=echo_agent.url, max_concurrent_tasks=own_limit)
+    rows = [_published(run) for run in _runs(workspace, count)]
     jobs = [(pk, Attempt.start(kind=RUN, pk=pk, number=attempt)) for pk, attempt in rows]
     claims = services.runs_claim(jobs=jobs)
-    assert len(claims.deliver) == 2
-    assert AgentDelivery.objects.filter(workspace=workspace).count() == 2
-    assert len(claims.waits) == 3  # busy: due again at the next check, not skipped
+    assert len(claims.deliver) == delivered
+    assert AgentDelivery.objects.filter(workspace=workspace).count() == delivered
+    assert len(claims.waits) == count - delivered  # busy: due again at the next check, not skipped
     waiting = ScheduleRun.objects.filter(status=RunStatus.QUEUED)
-    assert waiting.count() == 3
+    assert waiting.count() == count - delivered
     assert all(
         run.busy_since and run.run_attempt == 1 and run.relay_due_at > timezone.now() for run in waiting
     )
